@@ -1,0 +1,1 @@
+"""Raw loops, one file per op family: NumPy reference, Numba CPU kernel, Numba CUDA kernel, one dispatcher."""

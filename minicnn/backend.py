@@ -1,0 +1,99 @@
+"""Devices: ``cpu`` (NumPy arrays, Numba CPU kernels) and ``cuda`` (CuPy arrays, Numba CUDA kernels).
+
+The only module that imports CuPy.  Without CuPy but with ``NUMBA_ENABLE_CUDASIM=1`` set before Numba is
+imported, ``cuda`` is a *simulated* device: its arrays are NumPy arrays of the marker subclass ``SimArray``,
+and every kernel dispatcher sends them through the CUDA kernels, which Numba's simulator runs on the CPU.  So
+the whole CUDA path except CuPy's own calls is exercised on a machine with no GPU.
+"""
+import os
+
+import numpy as np
+
+try:                                            # the GPU extra; everything works on the CPU without it
+    import cupy
+except ImportError:                             # pragma: no cover - depends on the machine
+    cupy = None
+
+SIMULATED = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1"
+THREADS_PER_BLOCK = 128
+
+
+class SimArray(np.ndarray):
+    """A NumPy array that lives on the simulated ``cuda`` device (only a marker; it behaves like ndarray)."""
+
+
+def _cupy_works():
+    if cupy is None or SIMULATED:
+        return False
+    try:
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:                           # CuPy installed but no driver / no GPU
+        return False
+
+
+HAS_CUPY = _cupy_works()
+
+
+def cuda_available():
+    """True where ``device="cuda"`` works: a real GPU with CuPy, or Numba's CUDA simulator."""
+    return HAS_CUPY or SIMULATED
+
+
+def check_device(device):
+    """Normalise a device name (``"cpu"``, ``"cuda"``, ``"cuda:0"``) and fail clearly where it is missing."""
+    device = str(device)
+    if device.startswith("cuda"):
+        if not cuda_available():
+            raise RuntimeError("device 'cuda' is not available: install the GPU extra (pip install -e '.[cuda]') "
+                               "on a machine with an NVIDIA GPU, or set NUMBA_ENABLE_CUDASIM=1 to simulate it")
+        return "cuda"
+    if device != "cpu":
+        raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda'")
+    return "cpu"
+
+
+def device_of(x):
+    """``"cuda"`` for CuPy arrays and simulated-device arrays, else ``"cpu"``."""
+    if isinstance(x, SimArray) or (cupy is not None and isinstance(x, cupy.ndarray)):
+        return "cuda"
+    return "cpu"
+
+
+def get_array_module(x):
+    """The array library of ``x``: ``cupy`` for CuPy arrays, ``numpy`` otherwise (also on the simulated device)."""
+    if cupy is not None and isinstance(x, cupy.ndarray):
+        return cupy
+    return np
+
+
+def array_module_for(device):
+    return cupy if device == "cuda" and HAS_CUPY else np
+
+
+def to_device(x, device):
+    """Move (or just re-tag) array ``x`` to ``device``; no copy where it is already there."""
+    device = check_device(device)
+    if device == "cpu":
+        return to_cpu(x)
+    if HAS_CUPY:
+        return cupy.asarray(x)
+    return np.asarray(x).view(SimArray)
+
+
+def to_cpu(x):
+    """A plain NumPy array with the values of ``x`` (a copy off the GPU, a view otherwise)."""
+    if cupy is not None and isinstance(x, cupy.ndarray):
+        return cupy.asnumpy(x)
+    return np.asarray(x).view(np.ndarray)
+
+
+def launch(kernel, n, threads=THREADS_PER_BLOCK):
+    """``kernel[blocks, threads]`` with enough blocks for ``n`` threads (one thread per element)."""
+    blocks = max(1, (int(n) + threads - 1) // threads)
+    return kernel[blocks, threads]
+
+
+def synchronize():
+    """Wait for queued GPU work (a no-op on the CPU); benchmarks call it before reading the clock."""
+    if HAS_CUPY:
+        cupy.cuda.runtime.deviceSynchronize()

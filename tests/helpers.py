@@ -1,0 +1,20 @@
+"""Test helpers: devices to run on, inputs without ties, copies back to the host."""
+import numpy as np
+from numba import cuda
+
+import minicnn as mc
+from minicnn.backend import to_cpu  # noqa: F401  (re-exported for tests)
+
+DEVICES = ["cpu"] + (["cuda"] if cuda.is_available() and mc.cuda_available() else [])
+
+
+def distinct_values(shape, seed=0, spacing=0.01):
+    """float64 array of ``shape`` whose entries differ pairwise by >= ``spacing`` (random order, centred on 0):
+    no pooling ties and no ReLU kinks within a gradcheck's eps."""
+    n = int(np.prod(shape))
+    values = (np.arange(n) - n / 2) * spacing + spacing / 2
+    return np.random.default_rng(seed).permutation(values).reshape(shape)
+
+
+def randn(*shape, seed=0, dtype=np.float64):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
