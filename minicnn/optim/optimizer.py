@@ -1,0 +1,77 @@
+"""The Optimizer base: parameter groups, per-parameter state, and state dicts for resuming."""
+import numpy as np
+
+from minicnn import backend
+from minicnn.autograd import Tensor
+
+
+class Optimizer:
+    """Holds ``param_groups`` (lists of parameters with their hyper-parameters) and ``state`` per parameter.
+
+    ``step()`` updates ``p.data`` in place for every parameter that requires grad and has one; the rest are
+    skipped (frozen layers, unused branches)."""
+    def __init__(self, params, defaults):
+        params = list(params)
+        if not params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        self.defaults, self.param_groups, self.state = defaults, [], {}
+        for g in groups:
+            group = dict(defaults, **g)
+            group["params"] = list(group["params"])
+            for p in group["params"]:
+                if not isinstance(p, Tensor):
+                    raise TypeError(f"{type(self).__name__}: params must be Tensors, got {type(p).__name__}")
+            self.param_groups.append(group)
+        for key, value in defaults.items():
+            if isinstance(value, (int, float)) and value < 0:
+                raise ValueError(f"{type(self).__name__}: {key} must be >= 0, got {value}")
+
+    def zero_grad(self, set_to_none=True):
+        for g in self.param_groups:
+            for p in g["params"]:
+                if set_to_none or p.grad is None:
+                    p.grad = None
+                else:
+                    p.grad.zero_()
+
+    def _params_with_grad(self, group):
+        for p in group["params"]:
+            if p.requires_grad and p.grad is not None:
+                yield p, p.grad.data, self.state.setdefault(id(p), {})
+
+    def step(self):
+        for group in self.param_groups:
+            for p, g, state in self._params_with_grad(group):
+                self._update(p, g, state, group)
+
+    def _update(self, p, g, state, group):
+        raise NotImplementedError
+
+    # ---- resuming -------------------------------------------------------------------------------------------
+    def _index(self):
+        return [id(p) for g in self.param_groups for p in g["params"]]
+
+    def state_dict(self):
+        """``{"state": {param index: {name: array or number}}, "param_groups": [hyper-parameters]}``, with
+        parameters numbered in order across groups, as PyTorch."""
+        state = {}
+        for i, pid in enumerate(self._index()):
+            if pid in self.state:
+                state[i] = {k: backend.to_cpu(v) if hasattr(v, "shape") else v for k, v in self.state[pid].items()}
+        groups = [{k: v for k, v in g.items() if k != "params"} for g in self.param_groups]
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups):
+            raise ValueError(f"{type(self).__name__}.load_state_dict: {len(groups)} parameter groups in the state, "
+                             f"{len(self.param_groups)} in the optimizer")
+        params = [p for g in self.param_groups for p in g["params"]]
+        self.state = {}
+        for i, s in state_dict["state"].items():
+            p = params[int(i)]
+            self.state[id(p)] = {k: backend.to_device(np.asarray(v), p.device).copy() if hasattr(v, "shape") else v
+                                 for k, v in s.items()}
+        for g, saved in zip(self.param_groups, groups):
+            g.update({k: v for k, v in saved.items() if k != "params"})
