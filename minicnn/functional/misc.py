@@ -1,1 +1,55 @@
-__all__ = []
+"""Dropout (Srivastava et al. 2014), inverted: kept values are scaled by 1 / (1 - p) in training, so eval is the
+identity.  The mask is drawn on the host from ``minicnn.random.generator()`` and moved to the input's device, so a
+seeded run gives the same masks on the CPU and on CUDA."""
+from minicnn import backend
+from minicnn.autograd import Function, Tensor
+from minicnn.random import generator
+
+__all__ = ["dropout", "dropout2d", "DropoutFn"]
+
+
+class DropoutFn(Function):
+    """y = x * mask; mask (0 or 1 / (1 - p)) broadcasts against x (N, C, 1, 1 for dropout2d).  Pure: the mask is
+    an argument, so the op is deterministic and gradcheckable."""
+    def __init__(self, mask):
+        self.mask = mask
+
+    def forward(self, x):
+        return x * self.mask
+
+    def backward(self, gy):
+        return gy * self.mask
+
+
+def _mask(op, input, p, shape):
+    """The inverted-dropout mask of ``shape`` in input's dtype, on input's device."""
+    keep = generator().random(shape) >= p                  # each entry kept with probability 1 - p
+    scale = 1.0 / (1.0 - p) if p < 1 else 0.0              # p = 1 drops everything (a zero mask, as PyTorch)
+    return backend.to_device((keep * scale).astype(input.dtype), input.device)
+
+
+def _check(op, input, p):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{op}: input must be a Tensor, got {type(input).__name__}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{op}: dropout probability p has to be between 0 and 1, got {p}")
+    if input.dtype.kind != "f":
+        raise TypeError(f"{op}: input must be floating point, got {input.dtype}")
+
+
+def dropout(input, p=0.5, training=True):
+    """Zero each element with probability p and scale the rest by 1 / (1 - p) (training); identity otherwise."""
+    _check("dropout", input, p)
+    if not training or p == 0:
+        return input
+    return DropoutFn(_mask("dropout", input, p, input.shape))(input)
+
+
+def dropout2d(input, p=0.5, training=True):
+    """Zero whole channels: input (N, C, H, W) or (C, H, W); one draw per (n, c) plane (Tompson et al. 2015)."""
+    _check("dropout2d", input, p)
+    if input.ndim not in (3, 4):
+        raise ValueError(f"dropout2d: expected input (N, C, H, W) or (C, H, W), got shape {input.shape}")
+    if not training or p == 0:
+        return input
+    return DropoutFn(_mask("dropout2d", input, p, input.shape[:-2] + (1, 1)))(input)

@@ -1,1 +1,117 @@
-__all__ = []
+"""Normalisation layers' ops: batch normalisation (Ioffe & Szegedy 2015) and local response normalisation."""
+from minicnn.autograd import Function, Tensor
+from minicnn.backend import device_of, get_array_module
+from minicnn.kernels import lrn
+
+__all__ = ["batch_norm", "local_response_norm", "BatchNormFn", "LocalResponseNormFn"]
+
+
+class BatchNormFn(Function):
+    """y = (x - mean) / sqrt(var + eps) * weight + bias per channel.  x (N, C, *); mean, var, weight, bias (C,).
+
+    ``batch_stats=True``: mean and var are the batch's own (biased) statistics, functions of x, and the backward
+    pass differentiates through them (Ioffe & Szegedy 2015, section 3); ``False``: they are constants (the
+    running statistics of eval mode) and the op is a per-channel affine map.  No gradient for mean and var.
+    """
+    def __init__(self, eps, batch_stats):
+        self.eps, self.batch_stats = eps, batch_stats
+
+    def forward(self, x, mean, var, weight, bias):
+        xp = get_array_module(x)
+        shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)          # broadcast (C,) over (N, C, *)
+        self.axes = (0,) + tuple(range(2, x.ndim))
+        inv_std = 1 / xp.sqrt(var + self.eps)
+        self.xhat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
+        self.scale = (weight * inv_std).reshape(shape)            # d y / d xhat * d xhat / d x, per channel
+        return self.xhat * weight.reshape(shape) + bias.reshape(shape)
+
+    def backward(self, gy):
+        gbias = gy.sum(axis=self.axes)
+        gweight = (gy * self.xhat).sum(axis=self.axes)
+        if not self.batch_stats:
+            return gy * self.scale, None, None, gweight, gbias
+        m = gy.size // gy.shape[1]                                # values per channel
+        shape = self.scale.shape                                  # mean and var moved with x: subtract their paths
+        gx = self.scale * (gy - gbias.reshape(shape) / m - self.xhat * gweight.reshape(shape) / m)
+        return gx, None, None, gweight, gbias
+
+
+def _data(t):
+    return t.data if isinstance(t, Tensor) else t
+
+
+def _check_channels(op, name, t, C):
+    if t is not None and tuple(t.shape) != (C,):
+        raise ValueError(f"{op}: {name} must have shape ({C},) for an input with {C} channels, "
+                         f"got {tuple(t.shape)}")
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """Batch normalisation of input (N, C) or (N, C, *) over every axis but the channels (axis 1).
+
+    ``training=True`` normalises with the batch's statistics (biased variance) and, where running_mean /
+    running_var are given (Tensors or arrays of shape (C,)), updates them in place:
+    ``running = (1 - momentum) * running + momentum * batch``, with the *unbiased* variance, as PyTorch.
+    ``training=False`` normalises with the running statistics, which must then be given.
+    """
+    if not isinstance(input, Tensor):
+        raise TypeError(f"batch_norm: input must be a Tensor, got {type(input).__name__}")
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm: input must be (N, C) or (N, C, *), got shape {input.shape}")
+    C = input.shape[1]
+    for name, t in [("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
+                    ("bias", bias)]:
+        _check_channels("batch_norm", name, t, C)
+    x = input.data
+    xp = get_array_module(x)
+    if training:
+        if x.size // C <= 1:
+            raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
+                             f"got input shape {input.shape}")
+        axes = (0,) + tuple(range(2, x.ndim))
+        mean, var = x.mean(axis=axes), x.var(axis=axes)
+        if running_mean is not None:
+            rm = _data(running_mean)
+            rm[...] = (1 - momentum) * rm + momentum * mean
+        if running_var is not None:
+            m = x.size // C
+            rv = _data(running_var)
+            rv[...] = (1 - momentum) * rv + momentum * var * (m / (m - 1))
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: running_mean and running_var are needed when training=False")
+        mean, var = (xp.asarray(_data(t)).astype(x.dtype, copy=False) for t in (running_mean, running_var))
+    weight = xp.ones(C, x.dtype) if weight is None else weight
+    bias = xp.zeros(C, x.dtype) if bias is None else bias
+    return BatchNormFn(eps, batch_stats=training)(input, mean, var, weight, bias)
+
+
+class LocalResponseNormFn(Function):
+    """Local response normalisation across channels (kernels/lrn.py has the formula).  x (N, C, *) -> y, x's shape."""
+    def __init__(self, size, alpha, beta, k):
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+
+    def forward(self, x):
+        self.device = device_of(x)
+        y, self.scale = lrn.lrn_forward(x, self.size, self.alpha, self.beta, self.k)
+        self.x, self.y = x, y
+        return y
+
+    def backward(self, gy):
+        return lrn.lrn_backward(self.x, self.y, self.scale, gy, self.size, self.alpha, self.beta,
+                                device=self.device)
+
+
+def local_response_norm(input, size, alpha=1e-4, beta=0.75, k=1.0):
+    """PyTorch's ``local_response_norm``: y_c = x_c / (k + alpha / size * sum of x^2 over ``size`` channels
+    around c) ** beta.  input (N, C, *).  AlexNet's alpha=1e-4 with n=5 is alpha=5e-4 here (see kernels/lrn.py)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"local_response_norm: input must be a Tensor, got {type(input).__name__}")
+    if input.ndim < 3:
+        raise ValueError(f"local_response_norm: expected 3D or higher dimensional input (N, C, *), "
+                         f"got shape {input.shape}")
+    if int(size) != size or size < 1:
+        raise ValueError(f"local_response_norm: size must be a positive integer, got {size}")
+    if input.dtype.kind != "f":
+        raise TypeError(f"local_response_norm: input must be floating point, got {input.dtype}")
+    return LocalResponseNormFn(int(size), float(alpha), float(beta), float(k))(input)
