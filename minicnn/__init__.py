@@ -10,3 +10,4 @@ from minicnn.gradcheck import gradcheck
 from minicnn.serialization import load, save
 
 cat = concat
+from minicnn import functional, nn, optim  # noqa: E402  (torch-style access: mc.nn, mc.optim)

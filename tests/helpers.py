@@ -12,7 +12,7 @@ def distinct_values(shape, seed=0, spacing=0.01):
     """float64 array of ``shape`` whose entries differ pairwise by >= ``spacing`` (random order, centred on 0):
     no pooling ties and no ReLU kinks within a gradcheck's eps."""
     n = int(np.prod(shape))
-    values = (np.arange(n) - n / 2) * spacing + spacing / 2
+    values = (np.arange(n) - (n - 1) / 2) * spacing + spacing / 4      # never 0: nearest is spacing / 4
     return np.random.default_rng(seed).permutation(values).reshape(shape)
 
 

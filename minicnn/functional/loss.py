@@ -82,14 +82,17 @@ def _weight(op, weight, C, like):
 
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     """input (N, C) or (N, C, d1, ...) log-probabilities, target (N, ...) class indices."""
-    target = constant(target, input.device)
-    logp, t = _class_last("nll_loss", input, target)
-    _check_targets("nll_loss", t, logp.shape[1], ignore_index)
-    fn = NLLLossFn(_weight("nll_loss", weight, logp.shape[1], logp), ignore_index)
+    return _nll("nll_loss", input, constant(target, input.device), weight, ignore_index, reduction)
+
+
+def _nll(op, input, target, weight, ignore_index, reduction):
+    logp, t = _class_last(op, input, target)
+    _check_targets(op, t, logp.shape[1], ignore_index)
+    fn = NLLLossFn(_weight(op, weight, logp.shape[1], logp), ignore_index)
     losses = fn(logp, t)
     if reduction == "mean":                       # weighted mean: divide by the total weight of the targets
         return losses.sum() / float(fn.w.sum())
-    return _reduce("nll_loss", losses if reduction != "none" else ops.reshape(losses, target.shape), reduction)
+    return _reduce(op, losses if reduction != "none" else ops.reshape(losses, target.shape), reduction)
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
@@ -109,7 +112,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         probs = target * (1 - label_smoothing) + label_smoothing / C
         wb = 1 if w is None else constant(w.reshape((C,) + (1,) * (input.ndim - 2)), input.device)
         return _reduce("cross_entropy", -(logp * probs * wb).sum(axis=1 if input.ndim > 1 else 0), reduction)
-    nll = nll_loss(logp, target, weight, ignore_index, reduction)
+    nll = _nll("cross_entropy", logp, target, weight, ignore_index, reduction)
     if label_smoothing == 0:
         return nll
     lp, t = _class_last("cross_entropy", logp, target)

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README's set-up command runs it.
+#  1. the plain run: every CPU test, plus PTX compilation of every CUDA kernel (no GPU needed);
+#  2. the CUDA kernels in Numba's simulator: a separate process, since NUMBA_ENABLE_CUDASIM must be set
+#     before numba is imported; `-m cuda` selects the tests parametrised with device="cuda".
+# On a machine with a GPU and CuPy the first run already includes the cuda cases, so step 2 is skipped.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-.venv/bin/python}
+[ -x "$PY" ] || PY=python3
+JOBS=${JOBS:-2}
+
+"$PY" -m pytest -n "$JOBS" -q "$@" || exit $?
+if "$PY" -c "import sys, minicnn.backend as b; sys.exit(0 if b.HAS_CUPY else 1)"; then
+    exit 0
+fi
+NUMBA_ENABLE_CUDASIM=1 "$PY" -m pytest -n "$JOBS" -q -m cuda "$@"
+rc=$?
+[ $rc -eq 5 ] && { echo "no cuda tests selected"; exit 0; }   # pytest: no test collected
+exit $rc
