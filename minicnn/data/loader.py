@@ -1,0 +1,121 @@
+"""``DataLoader``: batches of (images, labels) as Tensors on a device, the next one prepared while the step runs.
+
+Randomness is a pure function of ``(seed, epoch, batch)``: the shuffle of epoch ``e`` comes from
+``default_rng([seed, e])`` and the augmentation of its batch ``b`` from ``default_rng([seed, e, b])``.  So a run
+resumed at epoch ``e`` (``load_state_dict``) sees exactly the batches an uninterrupted one would, and the
+background thread cannot change the result by running ahead.
+"""
+import queue
+import threading
+
+import numpy as np
+
+from minicnn import backend
+from minicnn import random as mc_random
+from minicnn.autograd import Tensor
+
+__all__ = ["DataLoader"]
+
+_DONE = object()
+
+
+class DataLoader:
+    """Iterate over ``dataset`` in batches: ``for images, labels in loader`` gives float32 ``(B, C, H, W)`` and
+    int64 ``(B,)`` Tensors on ``device``.
+
+    ``shuffle`` draws a new order every epoch; ``drop_last`` skips a final short batch; ``seed`` fixes order
+    and augmentation (default: drawn from minicnn's generator, so ``mc.manual_seed`` decides).  ``prefetch``
+    batches are prepared ahead in a background thread (0: everything in the caller's thread).
+    The dataset needs ``__len__`` and either ``get_batch(indices, rng)`` or ``__getitem__`` -> (image, label).
+    """
+
+    def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None, device="cpu",
+                 prefetch=2):
+        if int(batch_size) < 1:
+            raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size}")
+        self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, int(batch_size), shuffle, drop_last
+        self.seed = int(seed) if seed is not None else int(mc_random.generator().integers(2 ** 31))
+        self.device = backend.check_device(device)
+        self.prefetch = int(prefetch)
+        self.epoch = 0                               # the epoch the next ``iter()`` will serve
+
+    def __len__(self):
+        n, b = len(self.dataset), self.batch_size
+        return n // b if self.drop_last else (n + b - 1) // b
+
+    # ---- resuming -----------------------------------------------------------------------------------------
+    def set_epoch(self, epoch):
+        """Serve epoch ``epoch`` next (its order and augmentation), like ``DistributedSampler.set_epoch``."""
+        self.epoch = int(epoch)
+
+    def state_dict(self):
+        return {"seed": self.seed, "epoch": self.epoch}
+
+    def load_state_dict(self, state):
+        self.seed, self.epoch = int(state["seed"]), int(state["epoch"])
+
+    # ---- batches ------------------------------------------------------------------------------------------
+    def order(self, epoch):
+        """The dataset indices of ``epoch`` in the order they are served."""
+        n = len(self.dataset)
+        return np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
+
+    def _make_batch(self, epoch, b, indices):
+        rng = np.random.default_rng([self.seed, epoch, b])
+        if hasattr(self.dataset, "get_batch"):
+            x, y = self.dataset.get_batch(indices, rng)
+        else:
+            items = [self.dataset[int(i)] for i in indices]
+            x = np.stack([np.asarray(im, dtype=np.float32) for im, _ in items])
+            y = np.asarray([label for _, label in items], dtype=np.int64)
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        y = np.asarray(y, dtype=np.int64)
+        return (Tensor._make(backend.to_device(x, self.device), self.device),
+                Tensor._make(backend.to_device(y, self.device), self.device))
+
+    def _batches(self, epoch):
+        order, B = self.order(epoch), self.batch_size
+        for b in range(len(self)):
+            yield self._make_batch(epoch, b, order[b * B:(b + 1) * B])
+
+    def __iter__(self):
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        if self.prefetch <= 0:
+            yield from self._batches(epoch)
+            return
+        ready, stop = queue.Queue(maxsize=self.prefetch), threading.Event()
+
+        def produce():                               # runs ahead of the training step by ``prefetch`` batches
+            try:
+                for batch in self._batches(epoch):
+                    while not stop.is_set():
+                        try:
+                            ready.put(batch, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                item = _DONE
+            except BaseException as e:               # handed to the consumer, re-raised there
+                item = e
+            while not stop.is_set():
+                try:
+                    ready.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+
+        worker = threading.Thread(target=produce, name="minicnn-dataloader", daemon=True)
+        worker.start()
+        try:
+            while True:
+                item = ready.get()
+                if item is _DONE:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:                                     # also when the consumer stops early (break, exception)
+            stop.set()
+            worker.join()
