@@ -1,0 +1,109 @@
+"""Evaluation measures: accuracy, error rates, confusion matrix, ROC/AUC, IoU, per-class segmentation accuracy.
+
+Inputs may be Tensors or arrays on any device; results are NumPy values.  ``pred`` is either class indices or
+scores with the classes on axis 1 (``(N, K)`` logits, ``(N, K, H, W)`` segmentation scores), reduced by argmax.
+Confusion matrices follow the usual convention: row = true class, column = predicted class.
+"""
+import numpy as np
+
+from minicnn.autograd import Tensor
+from minicnn.backend import to_cpu
+
+__all__ = ["accuracy", "error_rate", "confusion_matrix", "balanced_error_rate", "roc_curve", "auc",
+           "roc_auc_score", "iou", "mean_iou", "segmentation_accuracy"]
+
+
+def _np(x):
+    return to_cpu(x.data if isinstance(x, Tensor) else np.asarray(x) if isinstance(x, (list, tuple)) else x)
+
+
+def _labels(pred, target):
+    """(predicted class indices, true class indices) as int64 arrays of one shape."""
+    pred, target = _np(pred), _np(target).astype(np.int64)
+    if pred.ndim == target.ndim + 1:                  # scores: argmax over the class axis
+        pred = pred.argmax(axis=1)
+    if pred.shape != target.shape:
+        raise ValueError(f"metrics: predictions {pred.shape} do not match targets {target.shape}")
+    return pred.astype(np.int64), target
+
+
+def accuracy(pred, target):
+    """Fraction of predictions equal to the target."""
+    pred, target = _labels(pred, target)
+    return float((pred == target).mean()) if target.size else float("nan")
+
+
+def error_rate(pred, target):
+    """``1 - accuracy``: fraction of wrong predictions."""
+    return 1.0 - accuracy(pred, target)
+
+
+def confusion_matrix(pred, target, num_classes=None):
+    """``C[i, j]`` = number of samples of true class ``i`` predicted as ``j``; int64 ``(K, K)``."""
+    pred, target = _labels(pred, target)
+    K = num_classes or int(max(pred.max(initial=-1), target.max(initial=-1)) + 1)
+    if target.size and (min(pred.min(), target.min()) < 0 or max(pred.max(), target.max()) >= K):
+        raise ValueError(f"confusion_matrix: labels outside 0..{K - 1}")
+    return np.bincount(target.ravel() * K + pred.ravel(), minlength=K * K).reshape(K, K)
+
+
+def balanced_error_rate(pred, target, num_classes=None):
+    """Mean over the classes present in ``target`` of that class's error rate (misses / its samples).
+    For two classes: ``(FP / (FP + TN) + FN / (FN + TP)) / 2``; unlike the error rate it is not fooled by a
+    classifier that always answers the majority class."""
+    C = confusion_matrix(pred, target, num_classes)
+    support = C.sum(axis=1)
+    present = support > 0
+    return float((1 - np.diag(C)[present] / support[present]).mean())
+
+
+def roc_curve(scores, target):
+    """ROC of a two-class problem: ``(fpr, tpr, thresholds)``, thresholds decreasing, from ``(0, 0)`` (threshold
+    ``inf``) to ``(1, 1)``; predicting positive where ``score >= threshold``.  ``target`` in {0, 1}."""
+    target, scores = _np(target).ravel().astype(np.int64), _np(scores).ravel().astype(np.float64)
+    if target.shape != scores.shape or not np.isin(target, (0, 1)).all():
+        raise ValueError(f"roc_curve: expected targets in {{0, 1}} and one score each, got {target.shape} "
+                         f"targets and {scores.shape} scores")
+    P, N = int(target.sum()), int(target.size - target.sum())
+    if P == 0 or N == 0:
+        raise ValueError(f"roc_curve: needs both classes, got {P} positives and {N} negatives")
+    order = np.argsort(-scores, kind="stable")
+    scores, target = scores[order], target[order]
+    last = np.r_[np.flatnonzero(np.diff(scores)), scores.size - 1]    # last sample of each group of equal scores
+    tp = np.cumsum(target)[last]
+    fp = (last + 1) - tp
+    return np.r_[0.0, fp / N], np.r_[0.0, tp / P], np.r_[np.inf, scores[last]]
+
+
+def auc(x, y):
+    """Area under the curve through the points ``(x, y)`` (x monotone), by the trapezoidal rule."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2))
+
+
+def roc_auc_score(scores, target):
+    """Area under the ROC curve: the probability that a random positive scores above a random negative."""
+    fpr, tpr, _ = roc_curve(scores, target)
+    return auc(fpr, tpr)
+
+
+def iou(pred, target, num_classes=None):
+    """Intersection over union per class, ``TP / (TP + FP + FN)``, for label maps (segmentation) or labels;
+    float64 ``(K,)``, ``nan`` for a class absent from both."""
+    C = confusion_matrix(pred, target, num_classes).astype(np.float64)
+    tp = np.diag(C)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return tp / (C.sum(axis=0) + C.sum(axis=1) - tp)
+
+
+def mean_iou(pred, target, num_classes=None):
+    """Mean of ``iou`` over the classes that occur in the prediction or the target."""
+    return float(np.nanmean(iou(pred, target, num_classes)))
+
+
+def segmentation_accuracy(pred, target, num_classes=None):
+    """Per-class accuracy ``n / (n + e)``: of the ``n + e`` pixels of class ``i``, ``n`` were labelled ``i`` and
+    ``e`` something else; float64 ``(K,)``, ``nan`` for a class with no pixels."""
+    C = confusion_matrix(pred, target, num_classes).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.diag(C) / C.sum(axis=1)
