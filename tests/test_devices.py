@@ -1,0 +1,39 @@
+"""The cuda device (real, or simulated with NUMBA_ENABLE_CUDASIM=1): tensors, moves and gradients across them."""
+import numpy as np
+import pytest
+
+import minicnn as mc
+import minicnn.functional as F
+import minicnn.nn as nn
+from minicnn import backend
+from helpers import DEVICES, randn
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_small_model_matches_cpu(device):
+    mc.manual_seed(0)
+    cpu = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 2))
+    mc.manual_seed(0)
+    dev = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 2)).to(device)
+    x, t = randn(4, 3), np.array([0, 1, 1, 0])
+    losses = []
+    for model, d in ((cpu, "cpu"), (dev, device)):
+        loss = F.cross_entropy(model(mc.tensor(x, device=d)), mc.tensor(t, device=d))
+        loss.backward()
+        assert loss.device == d and backend.device_of(loss.data) == d
+        losses.append(loss.item())
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-6)
+    np.testing.assert_allclose(cpu[0].weight.grad.numpy(), dev[0].weight.grad.numpy(), rtol=1e-5)
+    assert dev[0].weight.grad.device == device
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_moves_are_differentiable(device):
+    x = mc.tensor(randn(3), requires_grad=True)
+    y = x.to(device)
+    assert y.device == device and backend.device_of(y.data) == device
+    z = (y * 2).cpu()
+    assert z.device == "cpu" and type(z.data) is np.ndarray
+    z.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), 2)
+    assert x.grad.device == "cpu"
