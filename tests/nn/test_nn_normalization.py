@@ -1,0 +1,105 @@
+"""BatchNorm1d/2d, LocalResponseNorm, Dropout, Dropout2d: PyTorch's buffers and state-dict keys, running
+statistics over several steps by hand, train/eval switching, devices and errors."""
+import numpy as np
+import pytest
+
+import minicnn as mc
+import minicnn.functional as F
+import minicnn.nn as nn
+from helpers import DEVICES, randn
+
+
+def test_batch_norm_state_dict_keys_and_buffers_as_pytorch():
+    bn = nn.BatchNorm2d(4)
+    assert list(bn.state_dict()) == ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
+    np.testing.assert_array_equal(bn.weight.numpy(), np.ones(4))
+    np.testing.assert_array_equal(bn.running_var.numpy(), np.ones(4))
+    assert bn.num_batches_tracked.dtype == np.int64 and bn.num_batches_tracked.item() == 0
+    assert [n for n, _ in bn.named_parameters()] == ["weight", "bias"]
+    assert list(nn.BatchNorm1d(3, affine=False, track_running_stats=False).state_dict()) == []
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_batch_norm2d_running_stats_over_steps(device):
+    bn = nn.BatchNorm2d(3, momentum=0.3).to(device)
+    rm, rv = np.zeros(3), np.ones(3)
+    for step in range(3):
+        x = randn(4, 3, 2, 2, seed=step) * (step + 1) + step
+        y = bn(mc.tensor(x, device=device))
+        mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))
+        rm, rv = 0.7 * rm + 0.3 * mean, 0.7 * rv + 0.3 * var * 16 / 15
+        expected = (x - mean[:, None, None]) / np.sqrt(var[:, None, None] + 1e-5)
+        np.testing.assert_allclose(y.numpy(), expected, rtol=1e-5, atol=1e-5)
+    assert bn.num_batches_tracked.item() == 3 and bn.running_mean.device == device
+    np.testing.assert_allclose(bn.running_mean.numpy(), rm, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bn.running_var.numpy(), rv, rtol=1e-5)
+    bn.eval()                                            # eval: running statistics, buffers untouched
+    x = randn(2, 3, 2, 2, seed=9)
+    y = bn(mc.tensor(x, device=device))
+    np.testing.assert_allclose(y.numpy(), (x - rm[:, None, None]) / np.sqrt(rv[:, None, None] + 1e-5),
+                               rtol=1e-5, atol=1e-5)
+    assert bn.num_batches_tracked.item() == 3
+
+
+def test_batch_norm_momentum_none_is_a_cumulative_average():
+    bn = nn.BatchNorm1d(2, momentum=None)
+    xs = [randn(5, 2, seed=s) + s for s in range(3)]
+    for x in xs:
+        bn(mc.tensor(x))
+    np.testing.assert_allclose(bn.running_mean.numpy(), np.mean([x.mean(axis=0) for x in xs], axis=0), rtol=1e-5)
+
+
+def test_batch_norm_without_running_stats_uses_batch_stats_in_eval():
+    bn = nn.BatchNorm1d(3, track_running_stats=False).eval()
+    x = randn(6, 3, 4, seed=1)
+    expected = (x - x.mean(axis=(0, 2))[:, None]) / np.sqrt(x.var(axis=(0, 2))[:, None] + 1e-5)
+    np.testing.assert_allclose(bn(mc.tensor(x)).numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_batch_norm_affine_parameters_get_gradients():
+    bn = nn.BatchNorm1d(3)
+    x = mc.tensor(randn(4, 3, seed=2), requires_grad=True)
+    gy = randn(4, 3, seed=3)
+    bn(x).backward(mc.tensor(gy))
+    xhat = F.batch_norm(mc.tensor(x.numpy()), None, None, training=True).numpy()
+    np.testing.assert_allclose(bn.bias.grad.numpy(), gy.sum(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(bn.weight.grad.numpy(), (gy * xhat).sum(axis=0), rtol=1e-4, atol=1e-6)
+    assert x.grad.shape == (4, 3)
+
+
+def test_batch_norm_load_state_dict_round_trip():
+    a, b = nn.BatchNorm2d(2), nn.BatchNorm2d(2)
+    a(mc.tensor(randn(3, 2, 2, 2, seed=4)))
+    b.load_state_dict(a.state_dict())
+    for k, v in a.state_dict().items():
+        np.testing.assert_array_equal(b.state_dict()[k].numpy(), v.numpy())
+
+
+@pytest.mark.parametrize("layer, shape, message", [
+    (nn.BatchNorm2d(3), (2, 3, 4), r"BatchNorm2d: expected 4D input, got shape \(2, 3, 4\)"),
+    (nn.BatchNorm1d(3), (2, 3, 4, 4), r"BatchNorm1d: expected 2D or 3D input, got shape \(2, 3, 4, 4\)"),
+    (nn.BatchNorm2d(3), (2, 5, 4, 4), r"BatchNorm2d: input has 5 channels .* expected num_features=3"),
+    (nn.BatchNorm1d(3), (1, 3), "batch_norm: expected more than 1 value per channel"),
+])
+def test_batch_norm_errors(layer, shape, message):
+    with pytest.raises(ValueError, match=message):
+        layer(mc.tensor(np.ones(shape)))
+
+
+def test_local_response_norm_module_matches_functional():
+    layer = nn.LocalResponseNorm(5, alpha=5e-4, beta=0.75, k=2.0)
+    x = mc.tensor(randn(2, 7, 3, 3, seed=5))
+    np.testing.assert_array_equal(layer(x).numpy(), F.local_response_norm(x, 5, 5e-4, 0.75, 2.0).numpy())
+    assert list(layer.state_dict()) == [] and "5, alpha=0.0005" in repr(layer)
+
+
+@pytest.mark.parametrize("cls", [nn.Dropout, nn.Dropout2d])
+def test_dropout_modules_follow_train_and_eval(cls):
+    layer, x = cls(0.5), mc.tensor(np.ones((4, 6, 3, 3)))
+    mc.manual_seed(0)
+    y = layer(x).numpy()
+    assert set(np.unique(y)) == {0.0, 2.0}
+    layer.eval()
+    np.testing.assert_array_equal(layer(x).numpy(), x.numpy())
+    with pytest.raises(ValueError, match=f"{cls.__name__}: dropout probability p has to be between 0 and 1"):
+        cls(1.2)
