@@ -21,7 +21,7 @@ class DropoutFn(Function):
         return gy * self.mask
 
 
-def _mask(op, input, p, shape):
+def _mask(input, p, shape):
     """The inverted-dropout mask of ``shape`` in input's dtype, on input's device."""
     keep = generator().random(shape) >= p                  # each entry kept with probability 1 - p
     scale = 1.0 / (1.0 - p) if p < 1 else 0.0              # p = 1 drops everything (a zero mask, as PyTorch)
@@ -42,7 +42,7 @@ def dropout(input, p=0.5, training=True):
     _check("dropout", input, p)
     if not training or p == 0:
         return input
-    return DropoutFn(_mask("dropout", input, p, input.shape))(input)
+    return DropoutFn(_mask(input, p, input.shape))(input)
 
 
 def dropout2d(input, p=0.5, training=True):
@@ -52,4 +52,4 @@ def dropout2d(input, p=0.5, training=True):
         raise ValueError(f"dropout2d: expected input (N, C, H, W) or (C, H, W), got shape {input.shape}")
     if not training or p == 0:
         return input
-    return DropoutFn(_mask("dropout2d", input, p, input.shape[:-2] + (1, 1)))(input)
+    return DropoutFn(_mask(input, p, input.shape[:-2] + (1, 1)))(input)
