@@ -1,0 +1,150 @@
+"""``python -m minicnn COMMAND``: train, evaluate, verify, summary.
+
+    python -m minicnn train lenet5                      # the main job: LeNet-5 on MNIST (bundled)
+    python -m minicnn train resnet20 --dataset cifar10 --device cuda
+    python -m minicnn train lenet5 --resume runs/lenet5-mnist/checkpoint.npz
+    python -m minicnn evaluate lenet5 runs/lenet5-mnist/checkpoint.npz
+    python -m minicnn verify ...                        # minicnn.verify
+    python -m minicnn summary MODEL ...                 # minicnn.summary
+"""
+import argparse
+import os
+import sys
+
+SUMMARY_HELP = "print a model's layers, output shapes and parameter counts (minicnn.summary)"
+
+
+def _train_parser(sub):
+    p = sub.add_parser("train", help="train a model; defaults per model (lenet5: MNIST, >= 99%% test accuracy)",
+                       description="Train MODEL.  Options left out take the model's defaults (see "
+                                   "minicnn/train.py, DEFAULTS); when resuming, the checkpoint's.")
+    p.add_argument("model", help="model name, e.g. lenet5")
+    p.add_argument("--dataset", choices=["mnist", "fashion-mnist", "cifar10", "cifar100"])
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float, help="learning rate (at the start of the cosine schedule)")
+    p.add_argument("--optimizer", choices=["sgd", "adam", "rmsprop"])
+    p.add_argument("--momentum", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--device", choices=["cpu", "cuda"])
+    p.add_argument("--seed", type=int, help="seeds weights, data order and augmentation (default 0)")
+    p.add_argument("--out", help="folder for checkpoint.npz, metrics.csv, curves.png (default runs/MODEL-DATASET)")
+    p.add_argument("--resume", metavar="CKPT", help="continue the run saved in this checkpoint")
+    p.add_argument("--data", metavar="DIR", help="dataset folder (default: bundled MNIST; others "
+                                                 "$MINICNN_DATA or ~/.cache/minicnn, downloaded if missing)")
+    p.add_argument("--limit-train", type=int, help=argparse.SUPPRESS)     # tests: the first N images only
+    p.add_argument("--limit-test", type=int, help=argparse.SUPPRESS)
+
+
+def _evaluate_parser(sub):
+    p = sub.add_parser("evaluate", help="accuracy, error rates and confusion matrix of a checkpoint")
+    p.add_argument("model")
+    p.add_argument("checkpoint", metavar="CKPT", help="checkpoint.npz of a run, or a saved state dict")
+    p.add_argument("--dataset", choices=["mnist", "fashion-mnist", "cifar10", "cifar100"])
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--data", metavar="DIR")
+    p.add_argument("--limit-test", type=int, help=argparse.SUPPRESS)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m minicnn", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _train_parser(sub)
+    _evaluate_parser(sub)
+    # verify and summary take their own arguments; main() hands them over before argparse sees them
+    sub.add_parser("verify", help="check the engine's ops and kernels (minicnn.verify)", add_help=False)
+    sub.add_parser("summary", help=SUMMARY_HELP, add_help=False)
+    return parser
+
+
+def train(args):
+    import minicnn as mc
+    from minicnn import train as T
+    from minicnn.data import DownloadError
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "model", "resume")}
+    if args.resume:
+        if not os.path.exists(args.resume):
+            print(f"error: no checkpoint at {args.resume}", file=sys.stderr)
+            return 2
+        saved = mc.load(args.resume)["config"]
+        cfg = dict(saved, **{k: v for k, v in given.items() if v is not None})
+        cfg["model"] = args.model.lower()
+    else:
+        cfg = T.config_for(args.model, **given)
+    ckpt = os.path.join(cfg["out"], "checkpoint.npz")
+    print(f"training {cfg['model']} on {cfg['dataset']}: {cfg['epochs']} epochs, batch {cfg['batch_size']}, "
+          f"{cfg['optimizer']} lr {cfg['lr']} ({cfg['schedule']}), {cfg['device']}, seed {cfg['seed']} -> {cfg['out']}")
+    try:
+        history, _ = T.fit(cfg, resume=args.resume)
+    except T.NonFiniteLossError as e:
+        kept = f"the last good checkpoint is kept at {ckpt}" if os.path.exists(ckpt) else "no epoch had finished"
+        print(f"error: {e}; training stopped, {kept}. Try a lower --lr"
+              + (f" (resume with --resume {ckpt} --lr ...)" if os.path.exists(ckpt) else ""), file=sys.stderr)
+        return 1
+    except (DownloadError, FileNotFoundError) as e:        # no data: the message says which file and what to do
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; continue with: python -m minicnn train {cfg['model']} --resume {ckpt}",
+              file=sys.stderr)
+        return 130
+    if history:
+        print(f"done: test accuracy {100 * history[-1]['test_acc']:.2f}% after {len(history)} epochs; "
+              f"{cfg['out']}/metrics.csv, curves.png, checkpoint.npz")
+    return 0
+
+
+def evaluate(args):
+    from minicnn import metrics
+    from minicnn import train as T
+    from minicnn.data import DataLoader
+    import minicnn as mc
+    state = mc.load(args.checkpoint)
+    saved = state.get("config") if isinstance(state.get("config"), dict) else {}
+    dataset = args.dataset or saved.get("dataset") or T.config_for(args.model)["dataset"]
+    _, test, num_classes = T.build_datasets(dataset, args.data if args.data else saved.get("data"),
+                                            limit_test=args.limit_test)
+    model = T.build_model(args.model, num_classes, args.device)
+    model.load_state_dict(state["model"] if isinstance(state.get("model"), dict) else state)
+    loss, pred, target = T.evaluate(model, DataLoader(test, args.batch_size, device=args.device))
+    print(f"{args.model} on the {dataset} test set ({len(target)} images)")
+    print(f"  accuracy              {100 * metrics.accuracy(pred, target):.2f}%")
+    print(f"  error rate            {100 * metrics.error_rate(pred, target):.2f}%")
+    print(f"  balanced error rate   {100 * metrics.balanced_error_rate(pred, target, num_classes):.2f}%")
+    print(f"  mean loss             {loss:.4f}")
+    C = metrics.confusion_matrix(pred, target, num_classes)
+    print("confusion matrix (rows: true class, columns: predicted class)")
+    width = max(4, len(str(C.max())) + 1)
+    print(" " * 5 + "".join(f"{j:>{width}}" for j in range(num_classes)))
+    for i, row in enumerate(C):
+        print(f"{i:>4} " + "".join(f"{v:>{width}}" for v in row))
+    return 0
+
+
+def verify(argv):
+    from minicnn import verify as V                    # imported only when asked for
+    return V.main(argv)
+
+
+def summary(argv):
+    # The model zoo's engineer provides minicnn/summary.py with main(argv) -> int; this wires it in.
+    try:
+        from minicnn import summary as S
+    except ImportError:
+        print("error: minicnn.summary is not available in this version", file=sys.stderr)
+        return 2
+    return S.main(argv)
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passthrough = {"verify": verify, "summary": summary}
+    if argv and argv[0] in passthrough:
+        return passthrough[argv[0]](argv[1:])
+    args = build_parser().parse_args(argv)
+    return {"train": train, "evaluate": evaluate}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
