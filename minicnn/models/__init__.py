@@ -2,14 +2,41 @@
 import inspect
 
 from minicnn.models.lenet import LeNet5, lenet5
+from minicnn.models.alexnet import AlexNet, alexnet, alexnet_paper, zfnet
+from minicnn.models.vgg import (VGG, vgg11, vgg11_bn, vgg11_lrn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg16_c,
+                                vgg19, vgg19_bn)
+from minicnn.models.nin import NIN, nin, nin_cifar
+from minicnn.models.googlenet import GoogLeNet, GoogLeNetOutputs, googlenet
+from minicnn.models.resnet import (ResNet, resnet18, resnet34, resnet50, resnet101, resnet152, resnext50_32x4d,
+                                   wide_resnet50_2)
+from minicnn.models.cifar_resnet import CifarResNet, resnet20, resnet32, resnet44, resnet56, resnet110
+from minicnn.models.preact_resnet import PreActResNet, preact_resnet18, preact_resnet110, preact_resnet164
+from minicnn.models.densenet import DenseNet, densenet121, densenet161, densenet169, densenet201, densenet264
+from minicnn.models.mobilenet import MobileNetV1, mobilenet_v1
+from minicnn.models.darknet import Darknet19, Darknet53, darknet19, darknet53
+from minicnn.models.convolutionize import convolutionize
 
-__all__ = ["get_model", "list_models", "LeNet5", "lenet5"]
+__all__ = [
+    "get_model", "list_models", "convolutionize",
+    "LeNet5", "lenet5",
+    "AlexNet", "alexnet", "alexnet_paper", "zfnet",
+    "VGG", "vgg11", "vgg11_lrn", "vgg13", "vgg16_c", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn",
+    "vgg19_bn",
+    "NIN", "nin", "nin_cifar",
+    "GoogLeNet", "GoogLeNetOutputs", "googlenet",
+    "ResNet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "wide_resnet50_2",
+    "CifarResNet", "resnet20", "resnet32", "resnet44", "resnet56", "resnet110",
+    "PreActResNet", "preact_resnet18", "preact_resnet110", "preact_resnet164",
+    "DenseNet", "densenet121", "densenet161", "densenet169", "densenet201", "densenet264",
+    "MobileNetV1", "mobilenet_v1",
+    "Darknet19", "Darknet53", "darknet19", "darknet53",
+]
 
 
 def list_models():
     """Names of the model factories exported here: the lowercase functions in ``__all__`` (``lenet5``, ...)."""
     return sorted(n for n in __all__ if n.islower() and inspect.isfunction(globals()[n])
-                  and n not in ("get_model", "list_models"))
+                  and n not in ("get_model", "list_models", "convolutionize"))
 
 
 def get_model(name, **kwargs):
