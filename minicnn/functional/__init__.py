@@ -4,6 +4,8 @@ from minicnn.functional.linear import *  # noqa: F401,F403
 from minicnn.functional.loss import *  # noqa: F401,F403
 from minicnn.functional.conv import *  # noqa: F401,F403
 from minicnn.functional.pool import *  # noqa: F401,F403
+from minicnn.functional.resample import *  # noqa: F401,F403
+from minicnn.functional.roi import *  # noqa: F401,F403
 from minicnn.functional.norm import *  # noqa: F401,F403
 from minicnn.functional.detection import *  # noqa: F401,F403
 from minicnn.functional.misc import *  # noqa: F401,F403
