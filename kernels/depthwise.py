@@ -1,0 +1,205 @@
+"""Depthwise convolution (conv2d with groups == in_channels, as in MobileNet) as direct loops.
+
+Input channel ``c`` has ``M = OC / C`` filters of its own; output channel ``o = c * M + m`` reads input channel
+``o // M``.  Weight ``w (C*M, 1, KH, KW)``; geometry as in ``im2col.py`` (pairs per axis, top/left padding, the
+output size fixing the bottom/right padding)::
+
+    y[n, o, oy, ox] = sum_{ky, kx} w[o, 0, ky, kx] * x[n, o // M, oy * SH - PH + ky * DH, ox * SW - PW + kx * DW]
+
+(zero outside the image).  Each output costs only KH*KW multiply-adds, so writing im2col's columns would cost
+more than the arithmetic.  Both gradients are gathers, one thread per element written, no atomics::
+
+    gx[n, c, iy, ix] = sum over m, ky, kx such that oy = (iy + PH - ky * DH) / SH is an integer in [0, OH)
+                       (and likewise ox) of w[c*M + m, 0, ky, kx] * gy[n, c*M + m, oy, ox]
+    gw[o, 0, ky, kx] = sum over n, oy, ox of gy[n, o, oy, ox] * x[n, o // M, oy * SH - PH + ky * DH, ...]
+"""
+import numpy as np
+from numba import cuda, njit, prange
+
+from minicnn.backend import device_of, get_array_module, launch
+from minicnn.kernels.im2col import pad_input
+
+__all__ = ["depthwise_forward", "depthwise_grad_input", "depthwise_grad_weight", "depthwise_forward_ref",
+           "depthwise_grad_input_ref", "depthwise_grad_weight_ref"]
+
+
+# ---- NumPy reference (slow, obviously right; for tests): one strided window of the padded image per tap ----------
+def _taps(w_shape, s, d, out_size):
+    """(ky, kx, (rows, cols) slices of the padded image that tap (ky, kx) sees for every output)."""
+    (SH, SW), (DH, DW), (OH, OW) = s, d, out_size
+    for ky in range(w_shape[2]):
+        for kx in range(w_shape[3]):
+            yield ky, kx, (slice(ky * DH, ky * DH + (OH - 1) * SH + 1, SH), slice(kx * DW, kx * DW + (OW - 1) * SW + 1, SW))
+
+
+def depthwise_forward_ref(x, w, s, p, d, out_size):
+    """x (N, C, H, W), w (C*M, 1, KH, KW) -> y (N, C*M, OH, OW) in float64."""
+    M = w.shape[0] // x.shape[1]
+    xp = np.repeat(pad_input(np.asarray(x, np.float64), w.shape[2:], s, p, d, out_size), M, axis=1)
+    return sum(w[None, :, 0, ky, kx, None, None] * xp[:, :, rows, cols] for ky, kx, (rows, cols) in _taps(w.shape, s, d, out_size))
+
+
+def depthwise_grad_input_ref(gy, w, x_shape, s, p, d):
+    """gx (N, C, H, W) in float64, written as the scatter: every output sends w * gy back to the pixel it read."""
+    (N, C, H, W), (PH, PW), out_size = x_shape, p, gy.shape[2:]
+    gp = pad_input(np.zeros((N, w.shape[0], H, W)), w.shape[2:], s, p, d, out_size)
+    for ky, kx, (rows, cols) in _taps(w.shape, s, d, out_size):
+        gp[:, :, rows, cols] += w[None, :, 0, ky, kx, None, None] * gy
+    return gp[:, :, PH:PH + H, PW:PW + W].reshape(N, C, -1, H, W).sum(axis=2)     # the M filters of channel c
+
+
+def depthwise_grad_weight_ref(gy, x, w_shape, s, p, d):
+    """gw (C*M, 1, KH, KW) in float64."""
+    M = w_shape[0] // x.shape[1]
+    xp = np.repeat(pad_input(np.asarray(x, np.float64), w_shape[2:], s, p, d, gy.shape[2:]), M, axis=1)
+    gw = np.zeros(w_shape)
+    for ky, kx, (rows, cols) in _taps(w_shape, s, d, gy.shape[2:]):
+        gw[:, 0, ky, kx] = (gy * xp[:, :, rows, cols]).sum(axis=(0, 2, 3))
+    return gw
+
+
+# ---- the per-element bodies, compiled once for the CPU and once for CUDA ------------------------------------------
+def _out_one(x, w, n, o, oy, ox, s, p, d):
+    """y[n, o, oy, ox]."""
+    c = o // (w.shape[0] // x.shape[1])
+    acc = 0.0                                              # float64 accumulator, also for float32 inputs
+    for ky in range(w.shape[2]):
+        for kx in range(w.shape[3]):
+            iy, ix = oy * s[0] - p[0] + ky * d[0], ox * s[1] - p[1] + kx * d[1]
+            if 0 <= iy < x.shape[2] and 0 <= ix < x.shape[3]:
+                acc += w[o, 0, ky, kx] * x[n, c, iy, ix]
+    return acc
+
+
+def _grad_input_one(gy, w, M, n, c, iy, ix, s, p, d):
+    """gx[n, c, iy, ix]: the outputs of channel c's M filters whose window holds (iy, ix)."""
+    acc = 0.0
+    for ky in range(w.shape[2]):
+        ty = iy + p[0] - ky * d[0]                         # tap ky reaches row iy from output row oy = ty / SH
+        oy = ty // s[0]
+        if ty >= 0 and oy * s[0] == ty and oy < gy.shape[2]:
+            for kx in range(w.shape[3]):
+                tx = ix + p[1] - kx * d[1]
+                ox = tx // s[1]
+                if tx >= 0 and ox * s[1] == tx and ox < gy.shape[3]:
+                    for o in range(c * M, c * M + M):
+                        acc += w[o, 0, ky, kx] * gy[n, o, oy, ox]
+    return acc
+
+
+def _grad_weight_one(gy, x, o, ky, kx, s, p, d):
+    """gw[o, 0, ky, kx]: tap (ky, kx) of filter o against every output of o."""
+    N, OC, OH, OW = gy.shape
+    c = o // (OC // x.shape[1])
+    acc = 0.0
+    for n in range(N):
+        for oy in range(OH):
+            for ox in range(OW):
+                iy, ix = oy * s[0] - p[0] + ky * d[0], ox * s[1] - p[1] + kx * d[1]
+                if 0 <= iy < x.shape[2] and 0 <= ix < x.shape[3]:
+                    acc += gy[n, o, oy, ox] * x[n, c, iy, ix]
+    return acc
+
+
+_out_one_cpu = njit(inline="always", cache=True)(_out_one)
+_out_one_gpu = cuda.jit(device=True)(_out_one)
+_grad_input_one_cpu = njit(inline="always", cache=True)(_grad_input_one)
+_grad_input_one_gpu = cuda.jit(device=True)(_grad_input_one)
+_grad_weight_one_cpu = njit(inline="always", cache=True)(_grad_weight_one)
+_grad_weight_one_gpu = cuda.jit(device=True)(_grad_weight_one)
+
+
+# ---- CPU kernels: one (n, channel) plane (or one weight) per task -------------------------------------------------
+@njit(parallel=True, cache=True)
+def _forward_cpu(x, w, s, p, d, y):
+    N, OC, OH, OW = y.shape
+    for no in prange(N * OC):
+        n, o = no // OC, no % OC
+        for oy in range(OH):
+            for ox in range(OW):
+                y[n, o, oy, ox] = _out_one_cpu(x, w, n, o, oy, ox, s, p, d)
+
+
+@njit(parallel=True, cache=True)
+def _grad_input_cpu(gy, w, s, p, d, gx):
+    N, C, H, W = gx.shape
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        for iy in range(H):
+            for ix in range(W):
+                gx[n, c, iy, ix] = _grad_input_one_cpu(gy, w, w.shape[0] // C, n, c, iy, ix, s, p, d)
+
+
+@njit(parallel=True, cache=True)
+def _grad_weight_cpu(gy, x, s, p, d, gw):
+    OC, _, KH, KW = gw.shape
+    for i in prange(OC * KH * KW):
+        o, ky, kx = i // (KH * KW), i // KW % KH, i % KW
+        gw[o, 0, ky, kx] = _grad_weight_one_cpu(gy, x, o, ky, kx, s, p, d)
+
+
+# ---- CUDA kernels: one thread per element written -----------------------------------------------------------------
+@cuda.jit
+def _forward_gpu(x, w, s, p, d, y):
+    i = cuda.grid(1)
+    N, OC, OH, OW = y.shape
+    if i < N * OC * OH * OW:                               # the grid is rounded up: always guard
+        n, o, oy, ox = i // (OC * OH * OW), i // (OH * OW) % OC, i // OW % OH, i % OW
+        y[n, o, oy, ox] = _out_one_gpu(x, w, n, o, oy, ox, s, p, d)
+
+
+@cuda.jit
+def _grad_input_gpu(gy, w, s, p, d, gx):
+    i = cuda.grid(1)
+    N, C, H, W = gx.shape
+    if i < N * C * H * W:
+        n, c, iy, ix = i // (C * H * W), i // (H * W) % C, i // W % H, i % W
+        gx[n, c, iy, ix] = _grad_input_one_gpu(gy, w, w.shape[0] // C, n, c, iy, ix, s, p, d)
+
+
+@cuda.jit
+def _grad_weight_gpu(gy, x, s, p, d, gw):
+    i = cuda.grid(1)
+    OC, _, KH, KW = gw.shape
+    if i < OC * KH * KW:
+        o, ky, kx = i // (KH * KW), i // KW % KH, i % KW
+        gw[o, 0, ky, kx] = _grad_weight_one_gpu(gy, x, o, ky, kx, s, p, d)
+
+
+# ---- dispatchers ----------------------------------------------------------------------------------------------------
+def _geometry(*pairs):
+    return tuple((int(a), int(b)) for a, b in pairs)
+
+
+def _run(cpu_kernel, gpu_kernel, out, device, *args):
+    xp = get_array_module(out)
+    args = [xp.ascontiguousarray(a) if hasattr(a, "shape") else a for a in args]   # one compiled layout
+    if device == "cpu":
+        cpu_kernel(*args, out)
+    else:
+        launch(gpu_kernel, out.size)(*args, out)
+    return out
+
+
+def depthwise_forward(x, w, stride, padding, dilation, out_size, device=None):
+    """x (N, C, H, W), w (C*M, 1, KH, KW) -> y (N, C*M, OH, OW) of x's dtype; geometry in pairs (per axis)."""
+    xp, device = get_array_module(x), device or device_of(x)
+    s, p, d, out_size = _geometry(stride, padding, dilation, out_size)
+    y = xp.empty((x.shape[0], w.shape[0]) + out_size, x.dtype)
+    return _run(_forward_cpu, _forward_gpu, y, device, x, w, s, p, d)
+
+
+def depthwise_grad_input(gy, w, x_shape, stride, padding, dilation, device=None):
+    """gy (N, C*M, OH, OW), w (C*M, 1, KH, KW) -> gx of ``x_shape`` (N, C, H, W), gy's dtype."""
+    xp, device = get_array_module(gy), device or device_of(gy)
+    s, p, d = _geometry(stride, padding, dilation)
+    gx = xp.empty(tuple(x_shape), gy.dtype)
+    return _run(_grad_input_cpu, _grad_input_gpu, gx, device, gy, w, s, p, d)
+
+
+def depthwise_grad_weight(gy, x, w_shape, stride, padding, dilation, device=None):
+    """gy (N, C*M, OH, OW), x (N, C, H, W) -> gw of ``w_shape`` (C*M, 1, KH, KW), x's dtype."""
+    xp, device = get_array_module(x), device or device_of(x)
+    s, p, d = _geometry(stride, padding, dilation)
+    gw = xp.empty(tuple(w_shape), x.dtype)
+    return _run(_grad_weight_cpu, _grad_weight_gpu, gw, device, gy, x, s, p, d)
