@@ -17,7 +17,7 @@ import numpy as np
 from numba import cuda, njit, prange
 
 from minicnn.backend import device_of, get_array_module, launch
-from minicnn.kernels.im2col import pad_input
+from minicnn.kernels.im2col import pad_input, tap_window
 
 __all__ = ["depthwise_forward", "depthwise_grad_input", "depthwise_grad_weight", "depthwise_forward_ref",
            "depthwise_grad_input_ref", "depthwise_grad_weight_ref"]
@@ -25,18 +25,18 @@ __all__ = ["depthwise_forward", "depthwise_grad_input", "depthwise_grad_weight",
 
 # ---- NumPy reference (slow, obviously right; for tests): one strided window of the padded image per tap ----------
 def _taps(w_shape, s, d, out_size):
-    """(ky, kx, (rows, cols) slices of the padded image that tap (ky, kx) sees for every output)."""
-    (SH, SW), (DH, DW), (OH, OW) = s, d, out_size
+    """(ky, kx, (rows, cols) slices of the padded image that tap (ky, kx) reads) for every tap."""
     for ky in range(w_shape[2]):
         for kx in range(w_shape[3]):
-            yield ky, kx, (slice(ky * DH, ky * DH + (OH - 1) * SH + 1, SH), slice(kx * DW, kx * DW + (OW - 1) * SW + 1, SW))
+            yield ky, kx, tap_window(ky, kx, s, d, out_size)
 
 
 def depthwise_forward_ref(x, w, s, p, d, out_size):
     """x (N, C, H, W), w (C*M, 1, KH, KW) -> y (N, C*M, OH, OW) in float64."""
     M = w.shape[0] // x.shape[1]
     xp = np.repeat(pad_input(np.asarray(x, np.float64), w.shape[2:], s, p, d, out_size), M, axis=1)
-    return sum(w[None, :, 0, ky, kx, None, None] * xp[:, :, rows, cols] for ky, kx, (rows, cols) in _taps(w.shape, s, d, out_size))
+    return sum(w[None, :, 0, ky, kx, None, None] * xp[:, :, rows, cols]
+               for ky, kx, (rows, cols) in _taps(w.shape, s, d, out_size))
 
 
 def depthwise_grad_input_ref(gy, w, x_shape, s, p, d):

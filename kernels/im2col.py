@@ -26,7 +26,7 @@ from numba import cuda, njit, prange
 
 from minicnn.backend import device_of, get_array_module, launch
 
-__all__ = ["im2col", "col2im", "im2col_ref", "col2im_ref", "pad_input", "conv_output_size", "scratch"]
+__all__ = ["im2col", "col2im", "im2col_ref", "col2im_ref", "pad_input", "tap_window", "conv_output_size", "scratch"]
 
 
 def conv_output_size(size, kernel_size, stride, padding, dilation):
@@ -46,6 +46,12 @@ def pad_input(x, k, s, p, d, out_size):
     return xp
 
 
+def tap_window(ky, kx, s, d, out_size):
+    """(rows, cols) slices of the padded image that kernel tap (ky, kx) reads for all OH x OW outputs."""
+    (SH, SW), (DH, DW), (OH, OW) = s, d, out_size
+    return slice(ky * DH, ky * DH + (OH - 1) * SH + 1, SH), slice(kx * DW, kx * DW + (OW - 1) * SW + 1, SW)
+
+
 def im2col_ref(x, k, s, p, d, out_size):
     """x (N, C, H, W) -> cols (N, C*KH*KW, OH*OW): tap (ky, kx) sees the padded image shifted and strided."""
     (KH, KW), (SH, SW), (DH, DW), (OH, OW) = k, s, d, out_size
@@ -54,7 +60,7 @@ def im2col_ref(x, k, s, p, d, out_size):
     cols = np.empty((N, C, KH, KW, OH, OW), xp.dtype)
     for ky in range(KH):
         for kx in range(KW):
-            cols[:, :, ky, kx] = xp[:, :, ky * DH:ky * DH + (OH - 1) * SH + 1:SH, kx * DW:kx * DW + (OW - 1) * SW + 1:SW]
+            cols[:, :, ky, kx] = xp[(..., *tap_window(ky, kx, s, d, out_size))]
     return cols.reshape(N, C * KH * KW, OH * OW)
 
 
@@ -66,7 +72,7 @@ def col2im_ref(cols, x_shape, k, s, p, d, out_size):
     cols = cols.reshape(N, C, KH, KW, OH, OW)
     for ky in range(KH):
         for kx in range(KW):                 # a strided slice never repeats an index, so += is exact here
-            gp[:, :, ky * DH:ky * DH + (OH - 1) * SH + 1:SH, kx * DW:kx * DW + (OW - 1) * SW + 1:SW] += cols[:, :, ky, kx]
+            gp[(..., *tap_window(ky, kx, s, d, out_size))] += cols[:, :, ky, kx]
     return gp[:, :, PH:PH + H, PW:PW + W]
 
 
