@@ -54,7 +54,7 @@ def tap_window(ky, kx, s, d, out_size):
 
 def im2col_ref(x, k, s, p, d, out_size):
     """x (N, C, H, W) -> cols (N, C*KH*KW, OH*OW): tap (ky, kx) sees the padded image shifted and strided."""
-    (KH, KW), (SH, SW), (DH, DW), (OH, OW) = k, s, d, out_size
+    (KH, KW), (OH, OW) = k, out_size
     N, C = x.shape[:2]
     xp = pad_input(x, k, s, p, d, out_size)
     cols = np.empty((N, C, KH, KW, OH, OW), xp.dtype)
@@ -66,7 +66,7 @@ def im2col_ref(x, k, s, p, d, out_size):
 
 def col2im_ref(cols, x_shape, k, s, p, d, out_size):
     """cols (N, C*KH*KW, OH*OW) -> gx (N, C, H, W): each tap adds its columns back where im2col took them."""
-    (KH, KW), (SH, SW), (PH, PW), (DH, DW), (OH, OW) = k, s, p, d, out_size
+    (KH, KW), (PH, PW), (OH, OW) = k, p, out_size
     N, C, H, W = x_shape
     gp = pad_input(np.zeros(x_shape, cols.dtype), k, s, p, d, out_size)
     cols = cols.reshape(N, C, KH, KW, OH, OW)

@@ -8,6 +8,7 @@ import pytest
 import minicnn as mc
 import minicnn.functional as F
 import minicnn.nn as nn
+from helpers import DEVICES
 
 
 def test_conv2d_parameters_and_state_dict():
@@ -102,3 +103,15 @@ def test_conv_transpose2d_output_size_picks_output_padding():
 def test_bad_construction_raises_clear_errors(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_layers_run_on_every_device(device):
+    """float32 layers moved to ``device`` against the float64 computation on the CPU."""
+    x = np.random.default_rng(4).standard_normal((2, 2, 4, 5))
+    for m in (nn.Conv2d(2, 3, 3, padding=1), nn.Conv2d(2, 4, 3, stride=2, groups=2),
+              nn.ConvTranspose2d(2, 3, 2, stride=2)):
+        y = m.to(device)(mc.tensor(x, device=device))
+        m64 = m.to("cpu").double()
+        assert y.device == device and y.dtype == np.float32
+        np.testing.assert_allclose(y.numpy(), m64(mc.tensor(x, dtype=np.float64)).numpy(), rtol=1e-5, atol=1e-5)
