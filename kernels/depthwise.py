@@ -58,7 +58,7 @@ def depthwise_grad_weight_ref(gy, x, w_shape, s, p, d):
     return gw
 
 
-# ---- the per-element bodies, compiled once for the CPU and once for CUDA ------------------------------------------
+# ---- per-element bodies: one CUDA thread each ---------------------------------------------------------------------
 def _out_one(x, w, n, o, oy, ox, s, p, d):
     """y[n, o, oy, ox]."""
     c = o // (w.shape[0] // x.shape[1])
@@ -101,41 +101,72 @@ def _grad_weight_one(gy, x, o, ky, kx, s, p, d):
     return acc
 
 
-_out_one_cpu = njit(inline="always", cache=True)(_out_one)
 _out_one_gpu = cuda.jit(device=True)(_out_one)
-_grad_input_one_cpu = njit(inline="always", cache=True)(_grad_input_one)
 _grad_input_one_gpu = cuda.jit(device=True)(_grad_input_one)
-_grad_weight_one_cpu = njit(inline="always", cache=True)(_grad_weight_one)
 _grad_weight_one_gpu = cuda.jit(device=True)(_grad_weight_one)
 
 
-# ---- CPU kernels: one (n, channel) plane (or one weight) per task -------------------------------------------------
+# ---- CPU kernels: one (n, channel) plane or one filter per task, the kernel taps outermost ------------------------
+# With the taps outside the pixel loops the inner loop runs along a row of pixels and vectorises; the per-element
+# bodies above (taps innermost) measured 7x (forward), 25x (input gradient) and 2.3x (weight gradient) slower on
+# one core.  A task owns its plane, so the input gradient is still a gather: no two tasks write the same element.
 @njit(parallel=True, cache=True)
 def _forward_cpu(x, w, s, p, d, y):
     N, OC, OH, OW = y.shape
+    H, W, M = x.shape[2], x.shape[3], OC // x.shape[1]
     for no in prange(N * OC):
         n, o = no // OC, no % OC
-        for oy in range(OH):
-            for ox in range(OW):
-                y[n, o, oy, ox] = _out_one_cpu(x, w, n, o, oy, ox, s, p, d)
+        c = o // M
+        y[n, o] = 0
+        for ky in range(w.shape[2]):
+            for kx in range(w.shape[3]):
+                wk = w[o, 0, ky, kx]
+                for oy in range(OH):
+                    for ox in range(OW):
+                        iy, ix = oy * s[0] - p[0] + ky * d[0], ox * s[1] - p[1] + kx * d[1]
+                        if 0 <= iy < H and 0 <= ix < W:
+                            y[n, o, oy, ox] += wk * x[n, c, iy, ix]
 
 
 @njit(parallel=True, cache=True)
 def _grad_input_cpu(gy, w, s, p, d, gx):
     N, C, H, W = gx.shape
+    OH, OW, M = gy.shape[2], gy.shape[3], w.shape[0] // C
     for nc in prange(N * C):
         n, c = nc // C, nc % C
-        for iy in range(H):
-            for ix in range(W):
-                gx[n, c, iy, ix] = _grad_input_one_cpu(gy, w, w.shape[0] // C, n, c, iy, ix, s, p, d)
+        gx[n, c] = 0
+        for o in range(c * M, c * M + M):                  # channel c's M filters, each tap sent back
+            for ky in range(w.shape[2]):
+                for kx in range(w.shape[3]):
+                    wk = w[o, 0, ky, kx]
+                    for oy in range(OH):
+                        for ox in range(OW):
+                            iy, ix = oy * s[0] - p[0] + ky * d[0], ox * s[1] - p[1] + kx * d[1]
+                            if 0 <= iy < H and 0 <= ix < W:
+                                gx[n, c, iy, ix] += wk * gy[n, o, oy, ox]
 
 
 @njit(parallel=True, cache=True)
 def _grad_weight_cpu(gy, x, s, p, d, gw):
-    OC, _, KH, KW = gw.shape
-    for i in prange(OC * KH * KW):
-        o, ky, kx = i // (KH * KW), i // KW % KH, i % KW
-        gw[o, 0, ky, kx] = _grad_weight_one_cpu(gy, x, o, ky, kx, s, p, d)
+    N, OC, OH, OW = gy.shape
+    H, W, M = x.shape[2], x.shape[3], OC // x.shape[1]
+    KH, KW = gw.shape[2], gw.shape[3]
+    for o in prange(OC):                                   # one filter per task
+        c = o // M
+        acc = np.zeros((KH, KW, OW))                       # per tap, one float64 sum per output column: the
+        for n in range(N):                                 # inner loop adds vectors instead of reducing a scalar
+            for ky in range(KH):
+                for kx in range(KW):
+                    for oy in range(OH):
+                        iy = oy * s[0] - p[0] + ky * d[0]
+                        if 0 <= iy < H:
+                            for ox in range(OW):
+                                ix = ox * s[1] - p[1] + kx * d[1]
+                                if 0 <= ix < W:
+                                    acc[ky, kx, ox] += gy[n, o, oy, ox] * x[n, c, iy, ix]
+        for ky in range(KH):
+            for kx in range(KW):
+                gw[o, 0, ky, kx] = acc[ky, kx].sum()
 
 
 # ---- CUDA kernels: one thread per element written -----------------------------------------------------------------
