@@ -83,18 +83,6 @@ def conv_transpose2d_ref(x, w, b=None, stride=1, padding=0, output_padding=0, gr
     return y if b is None else y + b.reshape(1, -1, 1, 1)
 
 
-def adaptive_pool2d_ref(x, output_size, reduce):
-    """PyTorch's adaptive windows: output i of n covers floor(i * H / n) .. ceil((i + 1) * H / n)."""
-    (H, W), (OH, OW) = x.shape[2:], output_size
-    y = np.empty(x.shape[:2] + (OH, OW))
-    for i in range(OH):
-        for j in range(OW):
-            rows = slice(i * H // OH, -(-(i + 1) * H // OH))
-            cols = slice(j * W // OW, -(-(j + 1) * W // OW))
-            y[:, :, i, j] = reduce(x[:, :, rows, cols], axis=(2, 3))
-    return y
-
-
 def batch_norm_ref(x, w, b, mean=None, var=None, eps=1e-5):
     axes, shape = (0,) + tuple(range(2, x.ndim)), (1, -1) + (1,) * (x.ndim - 2)
     mean = x.mean(axis=axes) if mean is None else mean
@@ -138,7 +126,8 @@ def cases():
         Case("conv2d s2 d2 groups=2", lambda x, w: F.conv2d(x, w, stride=2, padding=2, dilation=2, groups=2),
              lambda x, w: conv2d_ref(x, w, None, 2, 2, 2, 2), [_dv(1, 4, 5, 5, seed=4), _dv(2, 2, 3, 3, seed=5)]),
         Case("conv2d depthwise", lambda x, w: F.conv2d(x, w, padding=1, groups=3),
-             lambda x, w: conv2d_ref(x, w, None, 1, 1, 1, 3), [_dv(2, 3, 4, 4, seed=6), _dv(3, 1, 3, 3, seed=7)]),
+             lambda x, w: _kernel("depthwise").depthwise_forward_ref(x, w, (1, 1), (1, 1), (1, 1), (4, 4)),
+             [_dv(2, 3, 4, 4, seed=6), _dv(3, 1, 3, 3, seed=7)]),
         Case("conv_transpose2d s2", lambda x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1),
              lambda x, w, b: conv_transpose2d_ref(x, w, b, 2, 1, 1), [_dv(1, 2, 3, 3, seed=8),
                                                                         _dv(2, 3, 3, 3, seed=9), _dv(3, seed=10)]),
@@ -151,9 +140,9 @@ def cases():
         Case("avg_pool2d no pad count", lambda x: F.avg_pool2d(x, 2, padding=1, count_include_pad=False),
              lambda x: pool().avg_pool_forward_ref(x, 2, 2, 1, False, False), [x4]),
         Case("adaptive_avg_pool2d", lambda x: F.adaptive_avg_pool2d(x, (2, 3)),
-             lambda x: adaptive_pool2d_ref(x, (2, 3), np.mean), [x4]),
+             lambda x: _kernel("adaptive_pool").adaptive_avg_pool_forward_ref(x, (2, 3)), [x4]),
         Case("adaptive_max_pool2d", lambda x: F.adaptive_max_pool2d(x, (3, 2)),
-             lambda x: adaptive_pool2d_ref(x, (3, 2), np.max), [x4]),
+             lambda x: _kernel("adaptive_pool").adaptive_max_pool_forward_ref(x, (3, 2))[0], [x4]),
         Case("roi_pool", lambda x, r: F.roi_pool(x, r, (2, 2), 0.5), lambda x, r: roi_pool_ref(x, r, (2, 2), 0.5),
              [_dv(2, 2, 4, 4, seed=11)], [rois]),
         Case("interpolate nearest x2", lambda x: F.interpolate(x, scale_factor=2, mode="nearest"),
