@@ -45,7 +45,8 @@ def pool_output_size(size, k, s, p=0, d=1, ceil_mode=False):
 def _padded(x, out_hw, k, s, p, d, value):
     """x with ``p`` rows/columns of ``value`` before it and as many after it as the last window reaches."""
     H, W = x.shape[2:]
-    after = [max(0, (o - 1) * st - pp + (kk - 1) * dd + 1 - n) for o, st, pp, kk, dd, n in zip(out_hw, s, p, k, d, (H, W))]
+    after = [max(0, (o - 1) * st - pp + (kk - 1) * dd + 1 - n)                  # last tap past the end
+             for o, st, pp, kk, dd, n in zip(out_hw, s, p, k, d, (H, W))]
     if p == (0, 0) and after == [0, 0]:
         return x
     xpad = get_array_module(x).full(x.shape[:2] + (p[0] + H + after[0], p[1] + W + after[1]), value, x.dtype)

@@ -98,7 +98,8 @@ def _window_args(op, input, kernel_size, stride, padding, dilation, ceil_mode):
     """Checked (kernel, stride, padding, dilation) pairs; fails before any work if the output would be empty."""
     _check_input(op, input)
     k = _pair(op, "kernel_size", kernel_size, 1)
-    s = k if stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0) else _pair(op, "stride", stride, 1)
+    default_stride = stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0)   # torch: None or []
+    s = k if default_stride else _pair(op, "stride", stride, 1)
     p, d = _pair(op, "padding", padding, 0), _pair(op, "dilation", dilation, 1)
     if p[0] > k[0] // 2 or p[1] > k[1] // 2:
         raise ValueError(f"{op}: padding {p} should be at most half of kernel_size {k}")

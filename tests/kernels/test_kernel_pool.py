@@ -61,7 +61,7 @@ def test_avg_pool_kernels_match_reference(device, g, count_include_pad, divisor_
 @pytest.mark.parametrize("size, k, s, p, d, ceil_mode, expected", [
     (5, 2, 2, 0, 1, False, 2), (5, 2, 2, 0, 1, True, 3),            # ceil keeps the half window at the end
     (4, 2, 2, 1, 1, True, 3),                                       # last window starts at 3: inside the input
-    (3, 2, 2, 1, 1, True, 2),                                       # a 3rd window would start at 3 = in padding: dropped
+    (3, 2, 2, 1, 1, True, 2),                                       # a 3rd window would start in the padding
     (6, 3, 2, 1, 1, False, 3), (7, 3, 2, 1, 2, False, 3),           # dilation 2: a 3-tap window spans 5
     (1, 1, 2, 0, 1, True, 1),
 ])

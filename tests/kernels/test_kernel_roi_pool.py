@@ -43,8 +43,9 @@ def test_rounding_is_half_away_from_zero():
 
 def test_bins_worked_by_hand():
     # RoI x 1..6.5 (round(6.5) = 7: 7 cells wide), y 0.5..2 (round(0.5) = 1: rows 1..2, 2 cells high) on a 10x10
-    # map, 3x2 bins.  Width: bin = 7/2 = 3.5, columns [1 + 0, 1 + ceil(3.5)) = [1, 5), [1 + floor(3.5), 1 + 7) = [4, 8).
-    # Height: bin = 2/3, rows [1 + 0, 1 + ceil(0.67)) = [1, 2), [1 + 0, 1 + ceil(1.33)) = [1, 3), [1 + 1, 1 + 2) = [2, 3).
+    # map, 3x2 bins.  Width: bin = 7/2 = 3.5, columns [1 + 0, 1 + ceil(3.5)) = [1, 5), [1 + floor(3.5), 1 + 7)
+    # = [4, 8).  Height: bin = 2/3, rows [1 + 0, 1 + ceil(0.67)) = [1, 2), [1 + 0, 1 + ceil(1.33)) = [1, 3),
+    # [1 + 1, 1 + 2) = [2, 3).
     batch, rows, cols = roi_pool.roi_bins(np.array([[1, 1, 0.5, 6.5, 2]]), (3, 2), 1.0, 10, 10, np.float32)
     assert batch.tolist() == [1]
     assert rows[0].tolist() == [[1, 2], [1, 3], [2, 3]] and cols[0].tolist() == [[1, 5], [4, 8]]

@@ -11,7 +11,8 @@ from helpers import DEVICES, distinct_values
 
 @pytest.mark.parametrize("module, text", [
     (nn.MaxPool2d(2), "MaxPool2d(kernel_size=2, stride=2, padding=0, dilation=1, ceil_mode=False)"),
-    (nn.MaxPool2d(3, 2, 1, ceil_mode=True), "MaxPool2d(kernel_size=3, stride=2, padding=1, dilation=1, ceil_mode=True)"),
+    (nn.MaxPool2d(3, 2, 1, ceil_mode=True),
+     "MaxPool2d(kernel_size=3, stride=2, padding=1, dilation=1, ceil_mode=True)"),
     (nn.AvgPool2d((2, 3)), "AvgPool2d(kernel_size=(2, 3), stride=(2, 3), padding=0)"),
     (nn.AdaptiveAvgPool2d((None, 7)), "AdaptiveAvgPool2d(output_size=(None, 7))"),
     (nn.AdaptiveMaxPool2d(1), "AdaptiveMaxPool2d(output_size=1)"),
