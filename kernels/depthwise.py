@@ -17,7 +17,7 @@ import numpy as np
 from numba import cuda, njit, prange
 
 from minicnn.backend import device_of, get_array_module, launch
-from minicnn.kernels.im2col import pad_input, tap_window
+from minicnn.kernels.im2col import cpu_launch, pad_input, tap_window
 
 __all__ = ["depthwise_forward", "depthwise_grad_input", "depthwise_grad_weight", "depthwise_forward_ref",
            "depthwise_grad_input_ref", "depthwise_grad_weight_ref"]
@@ -206,7 +206,7 @@ def _run(cpu_kernel, gpu_kernel, out, device, *args):
     xp = get_array_module(out)
     args = [xp.ascontiguousarray(a) if hasattr(a, "shape") else a for a in args]   # one compiled layout
     if device == "cpu":
-        cpu_kernel(*args, out)
+        cpu_launch(cpu_kernel, max(out.size, args[0].size))(*args, out)
     else:
         launch(gpu_kernel, out.size)(*args, out)
     return out
