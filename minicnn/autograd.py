@@ -213,7 +213,7 @@ class Tensor:
             if tuple(g.shape) != self.shape:
                 raise ValueError(f"backward: gradient shape {tuple(g.shape)} does not match output shape {self.shape}")
             g = _as_array(g, self.dtype, self.device)
-        grads = {id(self): g}
+        grads, given = {id(self): g}, set()           # given: buffers already handed to a leaf's .grad
         for t in _topological_order(self):           # outputs before the tensors they were computed from
             g = grads.pop(id(t), None)
             if g is None:
@@ -222,7 +222,7 @@ class Tensor:
                 if not t._leaf:
                     raise RuntimeError("backward: the graph was freed by an earlier backward(); "
                                        "recompute the forward pass")
-                t._accumulate(g)
+                t._accumulate(g, given)
                 continue
             fn, t._ctx = t._ctx, None                # free the graph as we go: saved arrays die with fn
             gins = fn.backward(g)
@@ -241,13 +241,22 @@ class Tensor:
                 grads[id(inp)] = gi if prev is None else prev + gi
             fn.inputs = ()
 
-    def _accumulate(self, g):
+    def _accumulate(self, g, given):
+        """Add ``g`` into ``.grad``.  A first gradient is stored without a copy unless its buffer already backs
+        another leaf's gradient (add's backward hands the same array to both inputs, reshape a view of it)."""
         if g.dtype != self.dtype:
             g = g.astype(self.dtype)
-        if self.grad is None:
-            self.grad = Tensor._make(g.copy(), self.device)       # copy: g may be shared with another leaf
-        else:
+        if self.grad is not None:
             self.grad = Tensor._make(self.grad.data + g, self.device)
+            return
+        root = g
+        while getattr(root, "base", None) is not None:
+            root = root.base
+        if id(root) in given:
+            g = g.copy()
+        else:
+            given.add(id(root))
+        self.grad = Tensor._make(g, self.device)
 
 
 def _topological_order(root):

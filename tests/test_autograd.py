@@ -140,3 +140,12 @@ def test_device_mismatch_is_an_error():
         pytest.skip("needs the cuda device (real or simulated)")
     with pytest.raises(RuntimeError, match="one device"):
         mc.tensor([1.0]) + mc.tensor([1.0], device="cuda")
+
+
+def test_leaf_gradients_never_share_memory():
+    a = mc.tensor(np.ones((2, 3)), requires_grad=True)
+    b = mc.tensor(np.ones(6), requires_grad=True)
+    (a + b.reshape(2, 3)).sum().backward()        # add hands gy to both; reshape's backward is a view of it
+    assert not np.shares_memory(a.grad.numpy(), b.grad.numpy())
+    a.grad.zero_()
+    np.testing.assert_array_equal(b.grad.numpy(), 1)
