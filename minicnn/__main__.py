@@ -28,7 +28,11 @@ def _train_parser(sub):
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--device", choices=["cpu", "cuda"])
     p.add_argument("--seed", type=int, help="seeds weights, data order and augmentation (default 0)")
+    p.add_argument("--threads", type=int, help="CPU threads for the kernels and BLAS (lenet5: 1, the fastest "
+                                               "for so small a model)")
     p.add_argument("--out", help="folder for checkpoint.npz, metrics.csv, curves.png (default runs/MODEL-DATASET)")
+    p.add_argument("--no-augment", dest="augment", action="store_const", const=False,
+                   help="train without augmentation (random shifts; flips for CIFAR)")
     p.add_argument("--resume", metavar="CKPT", help="continue the run saved in this checkpoint")
     p.add_argument("--data", metavar="DIR", help="dataset folder (default: bundled MNIST; others "
                                                  "$MINICNN_DATA or ~/.cache/minicnn, downloaded if missing)")

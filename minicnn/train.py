@@ -28,22 +28,25 @@ from minicnn.models import get_model
 __all__ = ["DATASETS", "DEFAULTS", "NonFiniteLossError", "config_for", "build_datasets", "build_model",
            "fit", "train_one_epoch", "evaluate", "load_weights"]
 
-DATASETS = {        # file format class, per-channel mean and std of the training images, augmentation
-    "mnist": (MNIST, (0.1307,), (0.3081,), False),
-    "fashion-mnist": (FashionMNIST, (0.2860,), (0.3530,), False),
-    "cifar10": (CIFAR10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), True),
-    "cifar100": (CIFAR100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), True),
+DATASETS = {        # file format class, per-channel mean and std of the training images, training augmentation
+    "mnist": (MNIST, (0.1307,), (0.3081,), lambda: [T.RandomCrop(28, padding=2)]),          # shifts <= 2 px
+    "fashion-mnist": (FashionMNIST, (0.2860,), (0.3530,), lambda: [T.RandomCrop(28, padding=2)]),
+    "cifar10": (CIFAR10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
+                lambda: [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()]),
+    "cifar100": (CIFAR100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762),
+                 lambda: [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()]),
 }
 
 # Per-model defaults.  lenet5's were measured to reach >= 99.0% MNIST test accuracy well within 10 minutes
 # on a 2-core CPU (see README).  Models without an entry get FALLBACK (a CIFAR recipe).
+# ``threads``: CPU threads for Numba's kernels and NumPy's BLAS (None: leave them be).
 DEFAULTS = {
     "lenet5": dict(dataset="mnist", epochs=8, batch_size=64, optimizer="sgd", lr=0.05, momentum=0.9,
-                   weight_decay=0.0, schedule="cosine"),
+                   weight_decay=0.0, schedule="cosine", threads=1),
 }
 FALLBACK = dict(dataset="cifar10", epochs=30, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9,
-                weight_decay=5e-4, schedule="cosine")
-COMMON = dict(device="cpu", seed=0, out=None, data=None, limit_train=None, limit_test=None)
+                weight_decay=5e-4, schedule="cosine", threads=None)
+COMMON = dict(device="cpu", seed=0, out=None, data=None, augment=True, limit_train=None, limit_test=None)
 AUX_WEIGHT = 0.3            # GoogLeNet (Szegedy et al. 2015, section 5): auxiliary losses weighted by 0.3
 EVAL_BATCH = 1000
 
@@ -65,13 +68,34 @@ def config_for(model, **overrides):
     return cfg
 
 
-def build_datasets(name, root=None, limit_train=None, limit_test=None):
-    """(train set, test set, number of classes) for a dataset name, normalised, with augmentation for CIFAR."""
+def set_threads(n):
+    """Run Numba's CPU kernels, and NumPy's BLAS where threadpoolctl is installed, on ``n`` threads; returns
+    a function that restores the previous setting.  For a model as small as LeNet-5 one thread is fastest: on
+    a 2-core machine shared with other work we measured 7-10 ms per training step with one thread and
+    30-150 ms with two, which spend their time waiting for each other."""
+    import numba
+    before = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+    try:
+        from threadpoolctl import threadpool_limits
+        blas = threadpool_limits(limits=int(n), user_api="blas")
+    except ImportError:
+        blas = None
+
+    def restore():
+        numba.set_num_threads(before)
+        if blas is not None:
+            blas.restore_original_limits()
+    return restore
+
+
+def build_datasets(name, root=None, limit_train=None, limit_test=None, augment=True):
+    """(train set, test set, number of classes) for a dataset name: normalised, the training set augmented."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
-    cls, mean, std, augment = DATASETS[name]
+    cls, mean, std, augmentation = DATASETS[name]
     normalize = T.Normalize(mean, std)
-    train_tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), normalize]) if augment else normalize
+    train_tf = T.Compose(augmentation() + [normalize]) if augment else normalize
     download = not (cls is MNIST and root is None)      # fetches only missing or damaged files; MNIST is bundled
     train = cls(root, train=True, transform=train_tf, download=download)
     test = cls(root, train=False, transform=normalize, download=False)
@@ -239,6 +263,15 @@ def fit(cfg, resume=None, log=print):
     """Train as ``cfg`` (from ``config_for``) says, resuming from the checkpoint ``resume`` if given.
     Returns (history, model): one dict per epoch (epoch, train_loss, train_acc, test_loss, test_acc, lr, seconds)
     and the trained model."""
+    restore_threads = set_threads(cfg["threads"]) if cfg.get("threads") else None
+    try:
+        return _fit(cfg, resume, log)
+    finally:
+        if restore_threads is not None:
+            restore_threads()
+
+
+def _fit(cfg, resume, log):
     device = backend.check_device(cfg["device"])
     state = mc.load(resume) if resume is not None else None
     for key in ("model", "dataset", "optimizer"):
@@ -246,7 +279,7 @@ def fit(cfg, resume=None, log=print):
             raise ValueError(f"cannot resume a run of {key} {state['config'][key]!r} as {key} {cfg[key]!r}")
     mc.manual_seed(cfg["seed"])
     train_set, test_set, num_classes = build_datasets(cfg["dataset"], cfg["data"], cfg["limit_train"],
-                                                      cfg["limit_test"])
+                                                      cfg["limit_test"], cfg.get("augment", True))
     model = build_model(cfg["model"], num_classes, device)
     optimizer = build_optimizer(cfg, model.parameters())
     scheduler = build_scheduler(cfg, optimizer)

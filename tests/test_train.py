@@ -125,3 +125,27 @@ def test_resume_may_extend_the_run_and_refuses_another_model(tiny):
     assert history[1]["lr"] == pytest.approx(0.01 * (1 + np.cos(np.pi / 2)) / 2)   # new lr, new T_max
     with pytest.raises(ValueError, match="cannot resume a run of model 'tiny' as model 'tiny-aux'"):
         T.fit(tiny(model="tiny-aux", epochs=3), resume=ckpt, log=lambda s: None)
+
+
+@pytest.mark.parametrize("device", ["cuda"])
+@pytest.mark.skipif(not mc.cuda_available(), reason="needs a GPU, or NUMBA_ENABLE_CUDASIM=1 for the simulator")
+def test_two_lenet5_steps_on_cuda_match_the_cpu(device):
+    from minicnn.data import MNIST, DataLoader, Subset
+    from minicnn.data.transforms import Normalize
+    from minicnn.models import lenet5
+    data = Subset(MNIST(train=False, transform=Normalize(0.1307, 0.3081)), range(2))
+    mc.manual_seed(0)
+    cpu = lenet5()
+    gpu = lenet5().to(device)
+    gpu.load_state_dict(cpu.state_dict())
+    start, runs = weights(cpu), {}
+    for model, dev in ((cpu, "cpu"), (gpu, device)):           # the loop's own epoch: two steps of 1 image
+        optimizer = mc.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        loader = DataLoader(data, batch_size=1, shuffle=True, seed=0, device=dev)
+        runs[dev] = T.train_one_epoch(model, loader, optimizer, 0, 1)[:2], weights(model)
+    (loss_cpu, acc_cpu), w_cpu = runs["cpu"]
+    (loss_gpu, acc_gpu), w_gpu = runs[device]
+    assert loss_gpu == pytest.approx(loss_cpu, rel=1e-5) and acc_gpu == acc_cpu
+    for k in w_cpu:
+        np.testing.assert_allclose(w_gpu[k], w_cpu[k], rtol=1e-4, atol=1e-6, err_msg=k)
+    assert all(not np.array_equal(w_cpu[k], start[k]) for k in start)        # both steps really moved them
