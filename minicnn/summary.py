@@ -91,7 +91,7 @@ def summary(model, input_size, dtype=np.float32, device="cpu"):
     for m in model.modules():
         if not any(True for _ in m.children()):
             handles.append(m.register_forward_hook(hook))
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]
     x = mc.tensor(np.zeros((1,) + input_size), dtype=dtype, device=device)
     try:
         model.eval()
@@ -100,7 +100,8 @@ def summary(model, input_size, dtype=np.float32, device="cpu"):
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
+        for m, mode in modes:                               # each module's own mode, as it was
+            object.__setattr__(m, "training", mode)
     return ModelSummary(model, input_size, rows)
 
 
