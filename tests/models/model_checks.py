@@ -1,0 +1,98 @@
+"""Checks shared by the model-family tests: gradients of sampled weights against finite differences, no graph
+under no_grad, overfitting one batch, torchvision's BatchNorm keys."""
+import numpy as np
+
+import minicnn as mc
+import minicnn.functional as F
+from minicnn import optim
+
+
+def bn_keys(prefix):
+    """The five state-dict entries of a torchvision BatchNorm."""
+    return [f"{prefix}.{k}" for k in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")]
+
+
+def n_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def _outputs(out):
+    return list(out) if isinstance(out, tuple) else [out]
+
+
+def check_weight_grads(model, x, names=None, per_param=2, eps=1e-7, atol=1e-6, rtol=1e-4, seed=0):
+    """Backward of ``sum(out * gy)`` (a fixed random gy per output) against central differences, for
+    ``per_param`` random entries of each parameter in ``names`` (default: the first, middle and last parameter
+    tensors).  The model is run in float64 and in its current mode; dropout masks are re-seeded before every
+    forward, so each evaluation sees the same masks.  eps is small (float64 leaves ~1e-9 of rounding error) so
+    that a step rarely carries one of the many ReLU inputs across 0.  Returns the number of entries compared."""
+    model.double()
+    x = mc.tensor(x, dtype=np.float64)
+    params = dict(model.named_parameters())
+    if names is None:
+        keys = list(params)
+        names = [keys[0], keys[len(keys) // 2], keys[-1]]
+    rng = np.random.default_rng(seed)
+
+    def forward():
+        mc.manual_seed(seed)
+        return _outputs(model(x))
+
+    gys = [rng.standard_normal(o.shape) for o in forward()]
+
+    def objective():
+        with mc.no_grad():
+            return sum(float(np.sum(o.numpy() * g)) for o, g in zip(forward(), gys))
+
+    model.zero_grad()
+    loss = None
+    for o, g in zip(forward(), gys):
+        term = (o * mc.tensor(g, dtype=np.float64)).sum()
+        loss = term if loss is None else loss + term
+    loss.backward()
+    compared, biggest = 0, 0.0
+    for name in names:
+        p = params[name]
+        analytic = p.grad.numpy()
+        for flat in rng.choice(p.numel(), min(per_param, p.numel()), replace=False):
+            idx = np.unravel_index(flat, p.shape)
+            old = p.data[idx]
+            p.data[idx] = old + eps
+            plus = objective()
+            p.data[idx] = old - eps
+            minus = objective()
+            p.data[idx] = old
+            numeric = (plus - minus) / (2 * eps)
+            assert abs(analytic[idx] - numeric) <= atol + rtol * abs(numeric), (
+                f"{name}{tuple(int(i) for i in idx)}: analytic {analytic[idx]:.10g}, numeric {numeric:.10g}")
+            biggest = max(biggest, abs(numeric))
+            compared += 1
+    assert biggest > 1e-6, "every sampled gradient is zero: the check would pass for any backward"
+    return compared
+
+
+def assert_no_graph(model, x):
+    """Under no_grad a forward records nothing: the output has no creator and needs no gradient, although the
+    parameters require gradients (so outside no_grad the same forward would record the graph)."""
+    assert any(p.requires_grad for p in model.parameters())
+    with mc.no_grad():
+        outs = _outputs(model(mc.tensor(x)))
+    for o in outs:
+        assert o._ctx is None and not o.requires_grad
+
+
+def overfit_one_batch(model, x, y, steps=40, lr=1e-2):
+    """Adam on one fixed batch; returns (first loss, last loss, accuracy of the last step on the batch)."""
+    opt = optim.Adam(model.parameters(), lr=lr)
+    x, y = mc.tensor(x), mc.tensor(y)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        out = model(x)
+        logits = out[0] if isinstance(out, tuple) else out
+        loss = F.cross_entropy(logits, y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    acc = float((logits.numpy().argmax(1) == y.numpy()).mean())      # of the last step, in training mode
+    return losses[0], losses[-1], acc
