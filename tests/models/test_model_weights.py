@@ -69,3 +69,35 @@ def test_converter_without_torch_says_so(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)                # import torch -> ImportError
     with pytest.raises(SystemExit, match="needs PyTorch"):
         load_example().main([str(tmp_path / "in.pth"), str(tmp_path / "out.npz")])
+
+
+def test_freezing_and_replacing_the_head():
+    """Transfer learning: frozen parameters get no gradient and do not move; the new head trains."""
+    from minicnn import nn, optim
+    import minicnn.functional as F
+    m = resnet18(num_classes=10)
+    m.requires_grad_(False)
+    m.fc = nn.Linear(512, 3)
+    frozen = {k: v.numpy().copy() for k, v in m.state_dict().items() if not k.startswith("fc.")}
+    head = m.fc.weight.numpy().copy()
+    opt = optim.SGD([p for p in m.parameters() if p.requires_grad], lr=0.1, momentum=0.9)
+    x, y = mc.tensor(np.random.default_rng(0).standard_normal((4, 3, 32, 32))), mc.tensor(np.array([0, 1, 2, 0]))
+    for _ in range(2):
+        opt.zero_grad()
+        F.cross_entropy(m.eval()(x), y).backward()
+        opt.step()
+    assert all(p.grad is None for n, p in m.named_parameters() if not n.startswith("fc."))
+    for k, v in m.state_dict().items():
+        if not k.startswith("fc."):
+            np.testing.assert_array_equal(v.numpy(), frozen[k])
+    assert not np.allclose(m.fc.weight.numpy(), head)
+
+
+def test_finetune_example_runs(capsys):
+    spec = importlib.util.spec_from_file_location(
+        "finetune", os.path.join(os.path.dirname(EXAMPLE), "finetune.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--seed", "1", "--pretrain-images", "300", "--finetune-images", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "pretrained on 0-4" in out and "20 images of 5-9" in out and "from scratch" in out
