@@ -8,6 +8,7 @@ from minicnn.ops import (abs, cast, clip, concat, exp, expand, flatten, log, mat
 from minicnn.random import manual_seed
 from minicnn.gradcheck import gradcheck
 from minicnn.serialization import load, save
+from minicnn.summary import summary  # mc.summary is the function; "from minicnn.summary import main" reaches the module
 
 cat = concat
 from minicnn import functional, nn, optim  # noqa: E402  (torch-style access: mc.nn, mc.optim)

@@ -134,11 +134,11 @@ def verify(argv):
 def summary(argv):
     # The model zoo's engineer provides minicnn/summary.py with main(argv) -> int; this wires it in.
     try:
-        from minicnn import summary as S
+        from minicnn.summary import main as summary_main   # minicnn.summary itself is the function
     except ImportError:
         print("error: minicnn.summary is not available in this version", file=sys.stderr)
         return 2
-    return S.main(argv)
+    return summary_main(argv)
 
 
 def main(argv=None):

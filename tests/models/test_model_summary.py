@@ -77,3 +77,10 @@ def test_registry_lists_every_family():
         assert n in names
     m = get_model("ResNet20", num_classes=3)
     assert m(mc.tensor(np.zeros((1, 3, 32, 32)))).shape == (1, 3)
+
+
+def test_package_function_and_python_m_minicnn_summary(capsys):
+    from minicnn.__main__ import main as cli
+    assert mc.summary(Small(), (4, 8, 8)).total_params == 641
+    assert cli(["summary", "resnet20"]) == 0
+    assert "Total params: 269,722" in capsys.readouterr().out
