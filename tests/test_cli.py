@@ -84,3 +84,19 @@ def test_help_lists_the_commands():
     bad = subprocess.run([sys.executable, "-m", "minicnn", "train", "lenet5", "--optimizer", "lbfgs"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "invalid choice: 'lbfgs'" in bad.stderr
+
+
+def test_lenet5_main_job_path_on_a_small_subset(tmp_path, capsys):
+    """The real command, in its own process, on 1024 training and 200 test images for one epoch."""
+    out = str(tmp_path / "lenet")
+    run = subprocess.run([sys.executable, "-m", "minicnn", "train", "lenet5", "--out", out, "--epochs", "1",
+                          "--batch-size", "32", "--limit-train", "1024", "--limit-test", "200"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "training lenet5 on mnist: 1 epochs, batch 32, sgd lr 0.05 (cosine), cpu" in run.stdout
+    assert "epoch 1/1" in run.stderr                             # the tqdm bar, on stderr
+    assert main(["evaluate", "lenet5", os.path.join(out, "checkpoint.npz"), "--limit-test", "200"]) == 0
+    report = capsys.readouterr().out
+    assert "lenet5 on the mnist test set (200 images)" in report
+    acc = float(report.split("accuracy")[1].split("%")[0])
+    assert acc > 25                                              # 32 steps: well above chance (10%)
