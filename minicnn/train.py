@@ -285,7 +285,7 @@ def _fit(cfg, resume, log):
     optimizer = build_optimizer(cfg, model.parameters())
     scheduler = build_scheduler(cfg, optimizer)
     train_loader = DataLoader(train_set, cfg["batch_size"], shuffle=True, seed=cfg["seed"], device=device)
-    test_loader = DataLoader(test_set, EVAL_BATCH, device=device)
+    test_loader = DataLoader(test_set, EVAL_BATCH, seed=cfg["seed"], device=device)
     history, start = [], 0
     if state is not None:
         _restore(state, model, optimizer, scheduler, train_loader)
