@@ -16,6 +16,12 @@ FACTORIES = {18: resnet18, 34: resnet34, 50: resnet50, 101: resnet101, 152: resn
 BLOCKS = {18: [2, 2, 2, 2], 34: [3, 4, 6, 3], 50: [3, 4, 6, 3], 101: [3, 4, 23, 3], 152: [3, 8, 36, 3]}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _free_models():
+    yield
+    built.cache_clear()                   # the big models are shared by this file's tests only
+
+
 @functools.lru_cache(maxsize=None)
 def built(factory, **kw):
     return factory(**kw)

@@ -27,6 +27,12 @@ def by_hand(cfg, batch_norm=False):
     return total + FC
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _free_models():
+    yield
+    built.cache_clear()                   # the big models are shared by this file's tests only
+
+
 @functools.lru_cache(maxsize=None)
 def built(factory):
     return factory()
