@@ -100,6 +100,21 @@ def launch(kernel, n, threads=THREADS_PER_BLOCK):
     return kernel[blocks, threads]
 
 
+def set_num_threads(n):
+    """Run Numba's CPU kernels and NumPy's BLAS on ``n`` threads (like ``torch.set_num_threads``); returns a
+    function that restores the previous setting."""
+    import numba
+    from threadpoolctl import threadpool_limits
+    before = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
+    blas = threadpool_limits(limits=int(n), user_api="blas")
+
+    def restore():
+        numba.set_num_threads(before)
+        blas.restore_original_limits()
+    return restore
+
+
 def synchronize():
     """Wait for queued GPU work (a no-op on the CPU); benchmarks call it before reading the clock."""
     if HAS_CUPY:

@@ -70,24 +70,10 @@ def config_for(model, **overrides):
 
 
 def set_threads(n):
-    """Run Numba's CPU kernels, and NumPy's BLAS where threadpoolctl is installed, on ``n`` threads; returns
-    a function that restores the previous setting.  For a model as small as LeNet-5 one thread is fastest: on
-    a 2-core machine shared with other work we measured 7-10 ms per training step with one thread and
-    30-150 ms with two, which spend their time waiting for each other."""
-    import numba
-    before = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))
-    try:
-        from threadpoolctl import threadpool_limits
-        blas = threadpool_limits(limits=int(n), user_api="blas")
-    except ImportError:
-        blas = None
-
-    def restore():
-        numba.set_num_threads(before)
-        if blas is not None:
-            blas.restore_original_limits()
-    return restore
+    """Run CPU work on ``n`` threads (see ``mc.set_num_threads``).  For a model as small as LeNet-5 one thread is
+    fastest: on a 2-core machine shared with other work we measured 7-10 ms per training step with one thread
+    and 30-150 ms with two, which spend their time waiting for each other."""
+    return backend.set_num_threads(n)
 
 
 def build_datasets(name, root=None, limit_train=None, limit_test=None, augment=True):
