@@ -13,17 +13,22 @@
    gradients, each once) per second against a large ``np.copyto``'s bandwidth measured in the same run.
    Target: >= 25%.
 
-Other processes share the CPU: every figure is the best of ``--repeat`` runs.
+Other processes share the CPU: every figure is the best of ``--repeat`` runs, and the conv and NumPy's GEMMs run
+interleaved so that both see the same load.
+
+OpenBLAS's idle worker threads spin for 2^28 cycles (~0.1 s) after every GEMM and take a core from the Numba
+kernels that follow (im2col, col2im); ``OPENBLAS_THREAD_TIMEOUT=20`` in the environment before NumPy is imported
+lets them sleep after ~2^20 cycles.  Measured on the development machine, best of 12: conv2d forward+backward
+223 ms by default (0.60 of NumPy's GEMM GFLOP/s, 38% outside GEMMs), 189 ms with it (0.70, 31%).
 """
 import argparse
 import os
 import time
 
+import minicnn as mc                                         # first: it may set up the environment before NumPy
+import minicnn.functional as F
 import numba
 import numpy as np
-
-import minicnn as mc
-import minicnn.functional as F
 
 
 def best_ms(fn, repeat):

@@ -159,8 +159,8 @@ PARALLEL_MIN = 1 << 16
 
 def cpu_launch(kernel, n):
     """The parallel CPU ``kernel``, for a job of ``n`` elements: run on the calling thread alone when ``n`` is below
-    ``PARALLEL_MIN``.  Waking Numba's other threads costs ~20 us on an idle machine and milliseconds on a busy one
-    (measured: 8-20 ms per call here with the two cores shared), more than a small loop takes."""
+    ``PARALLEL_MIN``.  Waking Numba's other threads takes microseconds on an idle machine but milliseconds on a busy
+    one (8-20 ms per call measured here with the two cores shared), far more than a small loop takes."""
     if n >= PARALLEL_MIN:
         return kernel
 
