@@ -18,3 +18,18 @@ def distinct_values(shape, seed=0, spacing=0.01):
 
 def randn(*shape, seed=0, dtype=np.float64):
     return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def compile_ptx(kernel, sig):
+    """PTX of a CUDA kernel for compute capability 8.0, no GPU needed: catches what the simulator cannot (typing,
+    unsupported features).  Device functions ask the (absent) current device for its compute capability when
+    the kernel calling them is typed; without a GPU, answer that with 8.0 too."""
+    import types
+    from unittest import mock
+
+    import numba.cuda.dispatcher
+    if cuda.is_available():
+        return cuda.compile_ptx(kernel.py_func, sig, cc=(8, 0))[0]
+    fake = types.SimpleNamespace(compute_capability=(8, 0))
+    with mock.patch.object(numba.cuda.dispatcher, "get_current_device", lambda: fake):
+        return cuda.compile_ptx(kernel.py_func, sig, cc=(8, 0))[0]

@@ -6,7 +6,7 @@ from hypothesis import given, strategies as st
 
 import minicnn as mc
 import minicnn.functional as F
-from helpers import DEVICES, randn, to_cpu
+from helpers import DEVICES, randn
 from minicnn.kernels import lrn
 
 

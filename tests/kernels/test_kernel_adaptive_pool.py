@@ -1,16 +1,12 @@
 """kernels/adaptive_pool.py: CPU and CUDA kernels against the NumPy references, PyTorch's bins worked out by
 hand, and every CUDA kernel compiled to PTX."""
-import types
-from unittest import mock
 
-import numba.cuda.dispatcher
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
-from numba import cuda
 from numba import types as T
 
-from helpers import DEVICES, distinct_values, to_cpu
+from helpers import DEVICES, compile_ptx, distinct_values, to_cpu
 from minicnn import backend
 from minicnn.kernels import adaptive_pool, pool
 
@@ -60,21 +56,11 @@ def test_global_pooling_is_the_plane_mean_and_max(device):
     np.testing.assert_array_equal(to_cpu(arg)[:, :, 0, 0], x.reshape(2, 3, -1).argmax(axis=2))
 
 
-def _compile_ptx(kernel, sig):
-    """PTX for compute capability 8.0, no GPU needed.  Device functions ask the (absent) current device for its
-    compute capability when the kernel calling them is typed: without a GPU, answer that with 8.0 too."""
-    if cuda.is_available():
-        return cuda.compile_ptx(kernel.py_func, sig, cc=(8, 0))[0]
-    fake = types.SimpleNamespace(compute_capability=(8, 0))
-    with mock.patch.object(numba.cuda.dispatcher, "get_current_device", lambda: fake):
-        return cuda.compile_ptx(kernel.py_func, sig, cc=(8, 0))[0]
-
-
 @pytest.mark.skipif(backend.SIMULATED, reason="compile_ptx needs the real CUDA target, not the simulator")
 @pytest.mark.parametrize("dtype", [T.float32, T.float64])
 def test_cuda_kernels_compile_to_ptx(dtype):
     a, i4 = dtype[:, :, :, ::1], T.int32[:, :, :, ::1]
-    assert ".entry" in _compile_ptx(adaptive_pool._avg_fwd_gpu, (a, a))
-    assert ".entry" in _compile_ptx(adaptive_pool._avg_bwd_gpu, (a, a))
-    assert ".entry" in _compile_ptx(adaptive_pool._max_fwd_gpu, (a, a, i4))
-    assert ".entry" in _compile_ptx(adaptive_pool._max_bwd_gpu, (a, i4, a))
+    assert ".entry" in compile_ptx(adaptive_pool._avg_fwd_gpu, (a, a))
+    assert ".entry" in compile_ptx(adaptive_pool._avg_bwd_gpu, (a, a))
+    assert ".entry" in compile_ptx(adaptive_pool._max_fwd_gpu, (a, a, i4))
+    assert ".entry" in compile_ptx(adaptive_pool._max_bwd_gpu, (a, i4, a))

@@ -1,16 +1,12 @@
 """kernels/depthwise.py: references against the definition and as adjoints, CPU and CUDA kernels against the
 references on hypothesis-drawn geometries (channel multipliers, stride, padding, dilation), PTX compilation."""
-import types
-from unittest import mock
 
-import numba.cuda.dispatcher
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
-from numba import cuda
 from numba import types as T
 
-from helpers import DEVICES, to_cpu
+from helpers import DEVICES, compile_ptx, to_cpu
 from minicnn import backend
 from minicnn.kernels import depthwise as D
 from minicnn.kernels.im2col import conv_output_size
@@ -84,18 +80,9 @@ def test_depthwise_kernels_accept_non_contiguous_input(device):
     np.testing.assert_allclose(to_cpu(y), D.depthwise_forward_ref(x, w, *g, (4, 3)), rtol=1e-12)
 
 
-def _compile_ptx(kernel, sig):
-    """PTX for compute capability 8.0, no GPU needed (device functions ask the absent device for its cc)."""
-    if cuda.is_available():
-        return cuda.compile_ptx(kernel.py_func, sig, cc=(8, 0))[0]
-    fake = types.SimpleNamespace(compute_capability=(8, 0))
-    with mock.patch.object(numba.cuda.dispatcher, "get_current_device", lambda: fake):
-        return cuda.compile_ptx(kernel.py_func, sig, cc=(8, 0))[0]
-
-
 @pytest.mark.skipif(backend.SIMULATED, reason="compile_ptx needs the real CUDA target, not the simulator")
 @pytest.mark.parametrize("dtype", [T.float32, T.float64])
 def test_cuda_kernels_compile_to_ptx(dtype):
     a, pair = dtype[:, :, :, ::1], T.UniTuple(T.int64, 2)
     for kernel in (D._forward_gpu, D._grad_input_gpu, D._grad_weight_gpu):
-        assert ".entry" in _compile_ptx(kernel, (a, a, pair, pair, pair, a))
+        assert ".entry" in compile_ptx(kernel, (a, a, pair, pair, pair, a))

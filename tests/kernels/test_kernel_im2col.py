@@ -1,16 +1,12 @@
 """kernels/im2col.py: the reference against the definition, CPU and CUDA kernels against the reference on
 hypothesis-drawn geometries, col2im as the adjoint of im2col, and every CUDA kernel compiled to PTX."""
-import types
-from unittest import mock
 
-import numba.cuda.dispatcher
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
-from numba import cuda
 from numba import types as T
 
-from helpers import DEVICES, to_cpu
+from helpers import DEVICES, compile_ptx, to_cpu
 from minicnn import backend
 from minicnn.kernels import im2col as I
 
@@ -106,19 +102,9 @@ def test_output_size_formula():
     assert I.conv_output_size(7, 3, 2, 1, 2) == 3                             # (7 + 2 - 4 - 1) // 2 + 1
 
 
-def _compile_ptx(kernel, sig):
-    """PTX for compute capability 8.0, no GPU needed.  Device functions ask the (absent) current device for its
-    compute capability when the kernel calling them is typed: without a GPU, answer that with 8.0 too."""
-    if cuda.is_available():
-        return cuda.compile_ptx(kernel.py_func, sig, cc=(8, 0))[0]
-    fake = types.SimpleNamespace(compute_capability=(8, 0))
-    with mock.patch.object(numba.cuda.dispatcher, "get_current_device", lambda: fake):
-        return cuda.compile_ptx(kernel.py_func, sig, cc=(8, 0))[0]
-
-
 @pytest.mark.skipif(backend.SIMULATED, reason="compile_ptx needs the real CUDA target, not the simulator")
 @pytest.mark.parametrize("dtype", [T.float32, T.float64])
 def test_cuda_kernels_compile_to_ptx(dtype):
     a, pair = dtype[:, :, :, ::1], T.UniTuple(T.int64, 2)
-    assert ".entry" in _compile_ptx(I._im2col_gpu, (a, pair, pair, pair, pair, a))
-    assert ".entry" in _compile_ptx(I._col2im_gpu, (a, pair, pair, pair, pair, a))
+    assert ".entry" in compile_ptx(I._im2col_gpu, (a, pair, pair, pair, pair, a))
+    assert ".entry" in compile_ptx(I._col2im_gpu, (a, pair, pair, pair, pair, a))

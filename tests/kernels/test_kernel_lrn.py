@@ -1,16 +1,12 @@
 """kernels/lrn.py: CPU and CUDA kernels against the NumPy reference, the reference against a brute-force loop,
 and every CUDA kernel compiled to PTX for a real GPU."""
-import types
-from unittest import mock
 
-import numba.cuda.dispatcher
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
-from numba import cuda
 from numba import types as T
 
-from helpers import DEVICES, to_cpu
+from helpers import DEVICES, compile_ptx, to_cpu
 from minicnn import backend
 from minicnn.kernels import lrn
 
@@ -72,20 +68,10 @@ def test_lrn_kernels_accept_non_contiguous_input(device):
     np.testing.assert_allclose(to_cpu(y), lrn.lrn_forward_ref(x, 3, 0.2, 0.75, 1.0)[0], rtol=1e-12)
 
 
-def _compile_ptx(kernel, sig):
-    """PTX for compute capability 8.0, no GPU needed.  Device functions ask the (absent) current device for its
-    compute capability when the kernel calling them is typed: without a GPU, answer that with 8.0 too."""
-    if cuda.is_available():
-        return cuda.compile_ptx(kernel.py_func, sig, cc=(8, 0))[0]
-    fake = types.SimpleNamespace(compute_capability=(8, 0))
-    with mock.patch.object(numba.cuda.dispatcher, "get_current_device", lambda: fake):
-        return cuda.compile_ptx(kernel.py_func, sig, cc=(8, 0))[0]
-
-
 @pytest.mark.skipif(backend.SIMULATED, reason="compile_ptx needs the real CUDA target, not the simulator")
 @pytest.mark.parametrize("dtype", [T.float32, T.float64])
 def test_cuda_kernels_compile_to_ptx(dtype):
     a = dtype[:, :, ::1]
     f = T.float64
-    assert ".entry" in _compile_ptx(lrn._lrn_fwd_gpu, (a, T.int64, f, f, f, a, a))
-    assert ".entry" in _compile_ptx(lrn._lrn_bwd_gpu, (a, a, a, a, T.int64, f, f, a))
+    assert ".entry" in compile_ptx(lrn._lrn_fwd_gpu, (a, T.int64, f, f, f, a, a))
+    assert ".entry" in compile_ptx(lrn._lrn_bwd_gpu, (a, a, a, a, T.int64, f, f, a))

@@ -1,16 +1,12 @@
 """kernels/nms.py: IoU and greedy NMS kernels against the references, the references against plain Python, and
 every CUDA kernel compiled to PTX for a real GPU."""
-import types
-from unittest import mock
 
-import numba.cuda.dispatcher
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
-from numba import cuda
 from numba import types as T
 
-from helpers import DEVICES, to_cpu
+from helpers import DEVICES, compile_ptx, to_cpu
 from minicnn import backend
 from minicnn.kernels import nms
 
@@ -82,18 +78,9 @@ def test_nms_suppresses_only_above_the_threshold(device):
     assert run(0.49) == [0, 2]
 
 
-def _compile_ptx(kernel, sig):
-    """PTX for compute capability 8.0, no GPU needed (see tests/kernels/test_kernel_lrn.py)."""
-    if cuda.is_available():
-        return cuda.compile_ptx(kernel.py_func, sig, cc=(8, 0))[0]
-    fake = types.SimpleNamespace(compute_capability=(8, 0))
-    with mock.patch.object(numba.cuda.dispatcher, "get_current_device", lambda: fake):
-        return cuda.compile_ptx(kernel.py_func, sig, cc=(8, 0))[0]
-
-
 @pytest.mark.skipif(backend.SIMULATED, reason="compile_ptx needs the real CUDA target, not the simulator")
 @pytest.mark.parametrize("dtype", [T.float32, T.float64])
 def test_cuda_kernels_compile_to_ptx(dtype):
     a = dtype[:, ::1]
-    assert ".entry" in _compile_ptx(nms._box_iou_gpu, (a, a, a))
-    assert ".entry" in _compile_ptx(nms._suppress_gpu, (a, T.float64, T.uint8[:, ::1]))
+    assert ".entry" in compile_ptx(nms._box_iou_gpu, (a, a, a))
+    assert ".entry" in compile_ptx(nms._suppress_gpu, (a, T.float64, T.uint8[:, ::1]))

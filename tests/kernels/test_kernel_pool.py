@@ -1,16 +1,12 @@
 """kernels/pool.py: CPU and CUDA kernels against the NumPy references on hypothesis-drawn geometries, PyTorch's
 output sizes and divisors worked out by hand, edge cases, and every CUDA kernel compiled to PTX."""
-import types
-from unittest import mock
 
-import numba.cuda.dispatcher
 import numpy as np
 import pytest
 from hypothesis import assume, given, strategies as st
-from numba import cuda
 from numba import types as T
 
-from helpers import DEVICES, distinct_values, to_cpu
+from helpers import DEVICES, compile_ptx, distinct_values, to_cpu
 from minicnn import backend
 from minicnn.kernels import pool
 
@@ -130,21 +126,13 @@ def test_kernels_accept_non_contiguous_input(device):
 
 
 # ---- every CUDA kernel, compiled for a real GPU ------------------------------------------------------------------
-def _compile_ptx(kernel, sig):
-    """PTX for compute capability 8.0, no GPU needed.  Device functions ask the (absent) current device for its
-    compute capability when the kernel calling them is typed: without a GPU, answer that with 8.0 too."""
-    if cuda.is_available():
-        return cuda.compile_ptx(kernel.py_func, sig, cc=(8, 0))[0]
-    fake = types.SimpleNamespace(compute_capability=(8, 0))
-    with mock.patch.object(numba.cuda.dispatcher, "get_current_device", lambda: fake):
-        return cuda.compile_ptx(kernel.py_func, sig, cc=(8, 0))[0]
 
 
 @pytest.mark.skipif(backend.SIMULATED, reason="compile_ptx needs the real CUDA target, not the simulator")
 @pytest.mark.parametrize("dtype", [T.float32, T.float64])
 def test_cuda_kernels_compile_to_ptx(dtype):
     a, i4, pair, n, b = dtype[:, :, :, ::1], T.int32[:, :, :, ::1], T.UniTuple(T.int64, 2), T.int64, T.boolean
-    assert ".entry" in _compile_ptx(pool._max_fwd_gpu, (a, pair, pair, pair, pair, n, a, i4))
-    assert ".entry" in _compile_ptx(pool._max_bwd_gpu, (a, i4, pair, pair, pair, pair, a))
-    assert ".entry" in _compile_ptx(pool._avg_fwd_gpu, (a, pair, pair, pair, n, n, b, n, a))
-    assert ".entry" in _compile_ptx(pool._avg_bwd_gpu, (a, pair, pair, pair, b, n, a))
+    assert ".entry" in compile_ptx(pool._max_fwd_gpu, (a, pair, pair, pair, pair, n, a, i4))
+    assert ".entry" in compile_ptx(pool._max_bwd_gpu, (a, i4, pair, pair, pair, pair, a))
+    assert ".entry" in compile_ptx(pool._avg_fwd_gpu, (a, pair, pair, pair, n, n, b, n, a))
+    assert ".entry" in compile_ptx(pool._avg_bwd_gpu, (a, pair, pair, pair, b, n, a))

@@ -1,16 +1,12 @@
 """kernels/roi_pool.py: CPU and CUDA kernels against the NumPy reference (torchvision's loops) on drawn RoIs,
 torchvision's rounding and bins worked out by hand, empty bins, and every CUDA kernel compiled to PTX."""
-import types
-from unittest import mock
 
-import numba.cuda.dispatcher
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
-from numba import cuda
 from numba import types as T
 
-from helpers import DEVICES, distinct_values, to_cpu
+from helpers import DEVICES, compile_ptx, distinct_values, to_cpu
 from minicnn import backend
 from minicnn.kernels import roi_pool
 
@@ -88,19 +84,9 @@ def test_overlapping_rois_accumulate_on_shared_maxima(device):
     assert to_cpu(gx)[0, 0, 1, 1] == 7 and to_cpu(gx).sum() == 7
 
 
-def _compile_ptx(kernel, sig):
-    """PTX for compute capability 8.0, no GPU needed.  Device functions ask the (absent) current device for its
-    compute capability when the kernel calling them is typed: without a GPU, answer that with 8.0 too."""
-    if cuda.is_available():
-        return cuda.compile_ptx(kernel.py_func, sig, cc=(8, 0))[0]
-    fake = types.SimpleNamespace(compute_capability=(8, 0))
-    with mock.patch.object(numba.cuda.dispatcher, "get_current_device", lambda: fake):
-        return cuda.compile_ptx(kernel.py_func, sig, cc=(8, 0))[0]
-
-
 @pytest.mark.skipif(backend.SIMULATED, reason="compile_ptx needs the real CUDA target, not the simulator")
 @pytest.mark.parametrize("dtype", [T.float32, T.float64])
 def test_cuda_kernels_compile_to_ptx(dtype):
     a, i4, i1, i3 = dtype[:, :, :, ::1], T.int32[:, :, :, ::1], T.int32[::1], T.int32[:, :, ::1]
-    assert ".entry" in _compile_ptx(roi_pool._fwd_gpu, (a, i1, i3, i3, a, i4))
-    assert ".entry" in _compile_ptx(roi_pool._bwd_gpu, (a, i4, i1, i3, i3, a))
+    assert ".entry" in compile_ptx(roi_pool._fwd_gpu, (a, i1, i3, i3, a, i4))
+    assert ".entry" in compile_ptx(roi_pool._bwd_gpu, (a, i4, i1, i3, i3, a))
