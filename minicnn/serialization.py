@@ -4,6 +4,7 @@ A flat ``{name: array}`` state dict is stored under its own keys, so ``np.load(p
 Nested checkpoints (model, optimizer, epoch, RNG state) store each array under its path (``model/conv1.weight``)
 and the rest of the structure (numbers, strings, lists, dicts) as JSON in the entry ``__minicnn_tree__``.
 """
+import contextlib
 import json
 import os
 import tempfile
@@ -18,23 +19,47 @@ _TREE = "__minicnn_tree__"
 
 
 def save(obj, path):
-    """Write ``obj`` to ``path`` atomically: a temporary file in the same folder, then a rename, so a crash
-    leaves either the old file or the new one, never half of one."""
+    """Write ``obj`` to ``path`` atomically (see ``atomic_write``)."""
     arrays = {}
     tree = _encode(obj, "", arrays)
     arrays[_TREE] = np.frombuffer(json.dumps(tree).encode(), np.uint8)
+    with atomic_write(path) as f:
+        np.savez(f, **arrays)
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="wb"):
+    """``with atomic_write(path) as f: ...`` writes a temporary file in the same folder, then renames it over
+    ``path``: a crash or an error leaves either the old file or the new one, never half of one."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".part", dir=folder)
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+        with os.fdopen(fd, mode) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        publish(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
         raise
+
+
+def publish(tmp, path):
+    """Rename the finished temporary file ``tmp`` over ``path``, with the permissions a plain open() would give
+    (mkstemp makes files readable by their owner only)."""
+    os.chmod(tmp, 0o666 & ~_UMASK)
+    os.replace(tmp, path)
+
+
+def _current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
 
 
 def load(path):

@@ -11,7 +11,6 @@ import math
 import os
 import random
 import sys
-import tempfile
 import time
 
 import numpy as np
@@ -21,6 +20,7 @@ import minicnn as mc
 import minicnn.functional as F
 from minicnn import backend, optim
 from minicnn import random as mc_random
+from minicnn.serialization import atomic_write
 from minicnn.data import CIFAR10, CIFAR100, MNIST, DataLoader, FashionMNIST, Subset
 from minicnn.data import transforms as T
 from minicnn.models import get_model
@@ -175,15 +175,8 @@ def load_weights(model, path):
 
 # ---- run bookkeeping --------------------------------------------------------------------------------------
 def _write_atomic(path, write, mode="w"):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder, suffix=os.path.splitext(path)[1])
-    try:
-        with os.fdopen(fd, mode) as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(path, mode) as f:
+        write(f)
 
 
 def write_metrics(out, history):

@@ -15,6 +15,8 @@ import urllib.request
 
 from tqdm import tqdm
 
+from minicnn.serialization import publish
+
 __all__ = ["md5_file", "download_url", "extract_archive", "DownloadError"]
 
 RETRIES = 3                  # attempts per mirror for transient failures (timeouts, cut connections, bad checksums)
@@ -72,7 +74,7 @@ def download_url(urls, path, md5=None):
                     _fetch(url, out, desc=name)
                 if md5 is not None and (got := md5_file(tmp)) != md5:
                     raise OSError(f"MD5 {got} does not match the published {md5}")
-                os.replace(tmp, path)
+                publish(tmp, path)
                 return path
             except urllib.error.HTTPError as e:
                 failures.append(f"{url}: HTTP {e.code} {e.reason}")

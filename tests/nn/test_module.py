@@ -82,6 +82,9 @@ def test_save_load_is_atomic_and_detects_corruption(tmp_path):
     path = tmp_path / "w.npz"
     mc.save(net.state_dict(), path)
     assert np.load(path)["layer1.0.fc1.weight"].shape == (3, 4)   # plain .npz, readable without minicnn
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask          # as open() would make it, not mkstemp's 0600
     good = path.read_bytes()
     path.write_bytes(good[: len(good) // 2])
     with pytest.raises(ValueError, match="corrupt or truncated"):
