@@ -19,6 +19,7 @@ import numpy as np
 from minicnn.autograd import Function, Tensor
 from minicnn.backend import get_array_module
 from minicnn.kernels import depthwise, im2col
+from minicnn.functional._args import pair as _pair
 
 __all__ = ["conv2d", "conv_transpose2d", "Conv2dFn", "ConvTranspose2dFn", "DepthwiseConv2dFn"]
 
@@ -128,15 +129,6 @@ class DepthwiseConv2dFn(Function):
 
 
 # ---- argument checks ----------------------------------------------------------------------------------------------
-def _pair(op, name, v, minimum):
-    pair = (v, v) if isinstance(v, (int, np.integer)) else tuple(v) if isinstance(v, (tuple, list)) else None
-    if pair is None or len(pair) != 2 or not all(isinstance(a, (int, np.integer)) for a in pair):
-        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
-    if min(pair) < minimum:
-        raise ValueError(f"{op}: {name} must be {'positive' if minimum else 'non-negative'}, got {v!r}")
-    return tuple(int(a) for a in pair)
-
-
 def _check_tensors(op, input, weight, bias):
     for name, t in (("input", input), ("weight", weight), ("bias", bias)):
         if t is not None and not isinstance(t, Tensor):

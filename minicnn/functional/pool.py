@@ -5,6 +5,7 @@ import numpy as np
 
 from minicnn.autograd import Function, Tensor
 from minicnn.kernels import adaptive_pool, pool
+from minicnn.functional._args import pair as _pair
 
 __all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "adaptive_max_pool2d",
            "MaxPool2dFn", "AvgPool2dFn", "AdaptiveAvgPool2dFn", "AdaptiveMaxPool2dFn"]
@@ -66,15 +67,6 @@ class AdaptiveMaxPool2dFn(Function):
 
 
 # ---- argument checks -----------------------------------------------------------------------------------------
-def _pair(op, name, v, minimum):
-    pair = (v, v) if isinstance(v, (int, np.integer)) else tuple(v) if isinstance(v, (tuple, list)) else None
-    if pair is None or len(pair) != 2 or not all(isinstance(a, (int, np.integer)) for a in pair):
-        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {v!r}")
-    if min(pair) < minimum:
-        raise ValueError(f"{op}: {name} must be {'positive' if minimum else 'non-negative'}, got {v!r}")
-    return tuple(int(a) for a in pair)
-
-
 def _check_input(op, input):
     if not isinstance(input, Tensor):
         raise TypeError(f"{op}: input must be a Tensor, got {type(input).__name__}")
