@@ -433,10 +433,7 @@ class GetItemFn(Function):
     def backward(self, gy):
         xp = backend.get_array_module(gy)
         gx = xp.zeros(self.shape, self.dtype)
-        if xp is np:
-            np.add.at(gx, self.index, gy)
-        else:                                   # pragma: no cover - needs CuPy
-            xp.add.at(gx, self.index, gy)
+        xp.add.at(gx, self.index, gy)             # CuPy >= 12 has ufunc.at too
         return gx
 
 
