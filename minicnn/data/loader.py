@@ -70,6 +70,10 @@ class DataLoader:
             y = np.asarray([label for _, label in items], dtype=np.int64)
         x = np.ascontiguousarray(x, dtype=np.float32)
         y = np.asarray(y, dtype=np.int64)
+        if not np.isfinite(x).all():                 # fail here, naming the samples, not as a nan loss later
+            bad = sorted({int(indices[i]) for i in np.nonzero(~np.isfinite(x.reshape(len(x), -1)).all(1))[0]})
+            raise ValueError(f"DataLoader: dataset samples {bad[:10]} hold NaN or infinite values "
+                             f"(batch {b} of epoch {epoch}); clean or drop them")
         return (Tensor._make(backend.to_device(x, self.device), self.device),
                 Tensor._make(backend.to_device(y, self.device), self.device))
 

@@ -105,3 +105,12 @@ def test_batches_land_on_the_device(device):
     x, y = next(iter(DataLoader(numbered(), batch_size=4, device=device)))
     assert x.device == device and y.device == device
     np.testing.assert_array_equal(to_cpu(x.data)[:, 0, 0, 0], [0, 1, 2, 3])
+
+
+def test_nan_in_data_is_an_error_naming_the_samples():
+    ds = numbered()
+    ds.data[7, 0, 1, 1] = np.nan
+    ds.data[8, 0, 0, 0] = np.inf
+    loader = DataLoader(ds, batch_size=4, prefetch=2)
+    with pytest.raises(ValueError, match=r"dataset samples \[7\] hold NaN or infinite values \(batch 1 of epoch 0\)"):
+        list(loader)
