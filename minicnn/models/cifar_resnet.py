@@ -4,6 +4,7 @@ parameter-free (option A): identities, and where a stage halves the size, the in
 with zero channels."""
 import minicnn.functional as F
 import minicnn.nn as nn
+from minicnn.models._init import he_init_
 
 __all__ = ["CifarResNet", "CifarBasicBlock", "LambdaShortcut", "resnet20", "resnet32", "resnet44", "resnet56",
            "resnet110"]
@@ -51,12 +52,7 @@ class CifarResNet(nn.Module):
         self.layer3 = self._make_layer(32, 64, n, 2)                # 8 x 8
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(64, num_classes)
-        for m in self.modules():                                    # He init (§3.4)
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        he_init_(self)                                                   # He init (§3.4)
 
     @staticmethod
     def _make_layer(in_planes, planes, n, stride):

@@ -5,6 +5,7 @@ Keys: ``features.0.conv/bn``, ``features.1.depthwise``, ``features.1.bn1``, ``fe
 ``features.1.bn2`` ... ``fc`` (torchvision has no MobileNet v1)."""
 import minicnn.functional as F
 import minicnn.nn as nn
+from minicnn.models._init import he_init_
 
 __all__ = ["MobileNetV1", "ConvBNReLU", "DepthwiseSeparable", "mobilenet_v1"]
 
@@ -53,12 +54,7 @@ class MobileNetV1(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(c, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        he_init_(self)
 
     def forward(self, x):
         x = self.avgpool(self.features(x))                                  # (N, 1024 alpha, 1, 1)

@@ -5,6 +5,7 @@ stem (conv1 -> BN -> ReLU) and an extra BN -> ReLU follows the last addition.  W
 its shortcut is a 1 x 1 projection of the pre-activated input."""
 import minicnn.functional as F
 import minicnn.nn as nn
+from minicnn.models._init import he_init_
 
 __all__ = ["PreActResNet", "PreActBlock", "PreActBottleneck", "preact_resnet18", "preact_resnet110",
            "preact_resnet164"]
@@ -80,12 +81,7 @@ class PreActResNet(nn.Module):
         self.bn_final = nn.BatchNorm2d(in_planes)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_planes, num_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        he_init_(self)
 
     def forward(self, x):
         x = self.maxpool(F.relu(self.bn1(self.conv1(x))))

@@ -9,6 +9,7 @@ on the first 1 x 1, which skips three quarters of the input and costs fewer mult
 """
 import minicnn.functional as F
 import minicnn.nn as nn
+from minicnn.models._init import he_init_
 
 __all__ = ["ResNet", "BasicBlock", "Bottleneck", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
            "resnext50_32x4d", "wide_resnet50_2"]
@@ -106,12 +107,7 @@ class ResNet(nn.Module):
     def _init_weights(self, zero_init_residual):
         """He normal (fan_out) convolutions (§3.4), BatchNorm 1/0; ``zero_init_residual`` zeroes each block's
         last BN scale so every block starts as the identity (Goyal et al. 2017)."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        he_init_(self)
         if zero_init_residual:
             for m in self.modules():
                 if isinstance(m, (BasicBlock, Bottleneck)):
