@@ -37,8 +37,8 @@ DATASETS = {        # file format class, per-channel mean and std of the trainin
                  lambda: [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()]),
 }
 
-# Per-model defaults.  lenet5's reach 99.26-99.35% MNIST test accuracy (seeds 0-4) in 75-100 s of
-# training on a 2-core CPU shared with other work; without the random shifts and weight decay, 98.99-99.28%.
+# Per-model defaults.  lenet5's reach 99.26-99.35% MNIST test accuracy (seeds 0-4) in 65-100 s of
+# training on a 2-core CPU (idle, or shared with other work); without the random shifts and weight decay, 98.99-99.28%.
 # Models without an entry get FALLBACK (a CIFAR recipe).
 # ``threads``: CPU threads for Numba's kernels and NumPy's BLAS (None: leave them be).
 DEFAULTS = {
