@@ -15,6 +15,8 @@ from minicnn.models.densenet import DenseNet, densenet121, densenet161, densenet
 from minicnn.models.mobilenet import MobileNetV1, mobilenet_v1
 from minicnn.models.darknet import Darknet19, Darknet53, darknet19, darknet53
 from minicnn.models.convolutionize import convolutionize
+from minicnn.models.detection import (FastRCNNHead, YOLOv2Head, decode_boxes, encode_boxes, fast_rcnn_loss,
+                                      yolo_decode, yolo_loss, yolo_postprocess)
 
 __all__ = [
     "get_model", "list_models", "convolutionize",
@@ -30,13 +32,18 @@ __all__ = [
     "DenseNet", "densenet121", "densenet161", "densenet169", "densenet201", "densenet264",
     "MobileNetV1", "mobilenet_v1",
     "Darknet19", "Darknet53", "darknet19", "darknet53",
+    "FastRCNNHead", "fast_rcnn_loss", "encode_boxes", "decode_boxes",
+    "YOLOv2Head", "yolo_decode", "yolo_postprocess", "yolo_loss",
 ]
+
+_DETECTION = (                 # detection helpers, not model factories
+    "fast_rcnn_loss", "encode_boxes", "decode_boxes", "yolo_decode", "yolo_postprocess", "yolo_loss")
 
 
 def list_models():
     """Names of the model factories exported here: the lowercase functions in ``__all__`` (``lenet5``, ...)."""
     return sorted(n for n in __all__ if n.islower() and inspect.isfunction(globals()[n])
-                  and n not in ("get_model", "list_models", "convolutionize"))
+                  and n not in ("get_model", "list_models", "convolutionize") + _DETECTION)
 
 
 def get_model(name, **kwargs):
