@@ -2,12 +2,8 @@
 import math
 
 
-class _Scheduler:
-    def __init__(self, optimizer):
-        self.optimizer = optimizer
-        self.base_lrs = [g["lr"] for g in optimizer.param_groups]
-        self.last_epoch = 0
-
+class _Stateful:
+    """What every schedule shares: the current learning rates, and its state (all but the optimizer) for resuming."""
     def get_last_lr(self):
         return [g["lr"] for g in self.optimizer.param_groups]
 
@@ -16,6 +12,13 @@ class _Scheduler:
 
     def load_state_dict(self, state):
         self.__dict__.update(state)
+
+
+class _Scheduler(_Stateful):
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+        self.base_lrs = [g["lr"] for g in optimizer.param_groups]
+        self.last_epoch = 0
 
     def step(self):
         self.last_epoch += 1
@@ -53,7 +56,7 @@ class CosineAnnealingLR(_Scheduler):
         return self.eta_min + (base - self.eta_min) * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
 
 
-class ReduceLROnPlateau:
+class ReduceLROnPlateau(_Stateful):
     """Multiply lr by ``factor`` once the metric passed to ``step(metric)`` has not improved for ``patience``
     epochs (relative threshold, PyTorch's default 'rel' mode); then wait ``cooldown`` epochs."""
     def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4, cooldown=0, min_lr=0.0):
@@ -82,12 +85,3 @@ class ReduceLROnPlateau:
             for g in self.optimizer.param_groups:
                 g["lr"] = max(g["lr"] * self.factor, self.min_lr)
             self.cooldown_counter, self.num_bad_epochs = self.cooldown, 0
-
-    def get_last_lr(self):
-        return [g["lr"] for g in self.optimizer.param_groups]
-
-    def state_dict(self):
-        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
-
-    def load_state_dict(self, state):
-        self.__dict__.update(state)
