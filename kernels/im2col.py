@@ -4,14 +4,16 @@ Geometry per axis: kernel ``(KH, KW)``, stride ``(SH, SW)``, padding ``(PH, PW)`
 ``(DH, DW)``, output size ``(OH, OW)``.  Passing the output size lets the bottom/right padding differ from the
 top/left one (``padding="same"`` with an even kernel): reads past the image are zeros, whatever their side.
 
-Layout, batched per image::
+Two layouts of the columns, with row = (c * KH + ky) * KW + kx and l = oy * OW + ox::
 
-    cols[n, (c * KH + ky) * KW + kx, oy * OW + ox] = x[n, c, oy * SH - PH + ky * DH, ox * SW - PW + kx * DW]
+    per image ("batched"):  cols[n, row, l] = x[n, c, oy * SH - PH + ky * DH, ox * SW - PW + kx * DW]
+    whole batch ("gemm"):   cols[row, n, l] = the same
 
-(zero where the index falls outside the image), so ``cols`` is ``(N, C*KH*KW, OH*OW)`` and a convolution is one
-batched GEMM, ``W.reshape(OC, C*KH*KW) @ cols -> (N, OC, OH*OW)``: already NCHW, no transposing copy.  One big
-GEMM over ``(C*KH*KW, N*OH*OW)`` columns would need two such copies (output and upstream gradient) and measured
-slower on the 2-core development machine (N=64, 64->64 channels, 32x32, 3x3: 43 ms against 57 ms forward).
+(zero where the index falls outside the image).  Per image, a convolution is one batched GEMM,
+``W.reshape(OC, C*KH*KW) @ cols -> (N, OC, OH*OW)``, already NCHW; over the whole batch it is one big GEMM on
+``(C*KH*KW, N*OH*OW)`` columns, whose output (OC, N, OH*OW) needs a transposing copy.  Which is faster depends on
+the machine and the shape (an AVX-512 Intel machine favoured per image at N=64, 64 channels, 32x32; a 2-core AMD
+one the big GEMM), so ``minicnn.functional.conv`` times both.
 
 ``col2im`` is the adjoint (the backward of im2col): every image element receives the sum of the column entries
 that were copied from it.  It is written as a gather: one CUDA thread per image element, looping over the
@@ -19,15 +21,13 @@ kernel taps that can reach it; one CPU task per ``(n, c)`` image plane, which su
 (the same sums, in an order that reads the columns contiguously).  No two threads write the same element, so
 there are no atomics and no races.
 """
-import threading
-
 import numba
 import numpy as np
 from numba import cuda, njit, prange
 
 from minicnn.backend import device_of, get_array_module, launch
 
-__all__ = ["im2col", "col2im", "im2col_ref", "col2im_ref", "pad_input", "tap_window", "conv_output_size", "scratch",
+__all__ = ["im2col", "col2im", "im2col_ref", "col2im_ref", "pad_input", "tap_window", "conv_output_size",
            "cpu_launch"]
 
 
@@ -55,7 +55,8 @@ def tap_window(ky, kx, s, d, out_size):
 
 
 def im2col_ref(x, k, s, p, d, out_size):
-    """x (N, C, H, W) -> cols (N, C*KH*KW, OH*OW): tap (ky, kx) sees the padded image shifted and strided."""
+    """x (N, C, H, W) -> cols (N, C*KH*KW, OH*OW) (the per-image layout): tap (ky, kx) sees the padded image
+    shifted and strided."""
     (KH, KW), (OH, OW) = k, out_size
     N, C = x.shape[:2]
     xp = pad_input(x, k, s, p, d, out_size)
@@ -90,22 +91,26 @@ _pixel_gpu = cuda.jit(device=True)(_pixel)
 
 # ---- CPU kernels ------------------------------------------------------------------------------------------------
 # Bounds are tested per element on purpose: after ``0 <= ix`` LLVM knows the index is not negative, drops Numba's
-# negative-index wraparound and vectorises the loop.  Precomputed valid ranges measured 2.5x slower.
+# negative-index wraparound and vectorises the loop.  Precomputed valid ranges and row slices (``out[:lo] = 0``,
+# a copy loop over ``[lo, hi)``) measured slower: 13.3 ms against 8.0 ms for im2col at N=64, 64 channels, 32x32,
+# 3x3 on the 2-core AMD development machine (rows of 32 pixels are too short to pay for the slicing).
 @njit(parallel=True, cache=True)
-def _im2col_cpu(x, k, s, p, d, cols):
+def _im2col_cpu(x, k, s, p, d, cols, batch_first):
     N, C = x.shape[0], x.shape[1]
     KH, KW, SH, SW, PH, PW, DH, DW = k + s + p + d
     OH, OW = cols.shape[2], cols.shape[3]
-    for r in prange(N * C * KH * KW):                     # one task per column row (n, c, ky, kx)
-        n, row = r // (C * KH * KW), r % (C * KH * KW)
+    R = C * KH * KW
+    for r in prange(N * R):                               # one task per column row (n, c, ky, kx), in memory order
+        n, row = (r // R, r % R) if batch_first else (r % N, r // N)
         c, ky, kx = row // (KH * KW), row // KW % KH, row % KW
+        dst = cols[n, row] if batch_first else cols[row, n]   # (OH, OW)
         for oy in range(OH):
             for ox in range(OW):
-                cols[n, row, oy, ox] = _pixel_cpu(x, n, c, oy * SH - PH + ky * DH, ox * SW - PW + kx * DW)
+                dst[oy, ox] = _pixel_cpu(x, n, c, oy * SH - PH + ky * DH, ox * SW - PW + kx * DW)
 
 
 @njit(parallel=True, cache=True)
-def _col2im_cpu(cols, k, s, p, d, gx):
+def _col2im_cpu(cols, k, s, p, d, gx, batch_first):
     N, C, H, W = gx.shape
     KH, KW, SH, SW, PH, PW, DH, DW = k + s + p + d
     OH, OW = cols.shape[2], cols.shape[3]
@@ -115,32 +120,34 @@ def _col2im_cpu(cols, k, s, p, d, gx):
         for ky in range(KH):                              # sum every tap into the plane, in cols' order
             for kx in range(KW):
                 row = (c * KH + ky) * KW + kx
+                src = cols[n, row] if batch_first else cols[row, n]
                 for oy in range(OH):
                     for ox in range(OW):
                         iy, ix = oy * SH - PH + ky * DH, ox * SW - PW + kx * DW
                         if 0 <= iy < H and 0 <= ix < W:
-                            gx[n, c, iy, ix] += cols[n, row, oy, ox]
+                            gx[n, c, iy, ix] += src[oy, ox]
 
 
 # ---- CUDA kernels: one thread per element written ---------------------------------------------------------------
 @cuda.jit
-def _im2col_gpu(x, k, s, p, d, cols):
+def _im2col_gpu(x, k, s, p, d, cols, batch_first):
     i = cuda.grid(1)
-    N, R, OH, OW = cols.shape
-    if i < N * R * OH * OW:                               # the grid is rounded up: always guard
-        n, row, oy, ox = i // (R * OH * OW), i // (OH * OW) % R, i // OW % OH, i % OW
+    A, B, OH, OW = cols.shape
+    if i < A * B * OH * OW:                               # the grid is rounded up: always guard
+        a, b, oy, ox = i // (B * OH * OW), i // (OH * OW) % B, i // OW % OH, i % OW
+        n, row = (a, b) if batch_first else (b, a)
         c, ky, kx = row // (k[0] * k[1]), row // k[1] % k[0], row % k[1]
-        cols[n, row, oy, ox] = _pixel_gpu(x, n, c, oy * s[0] - p[0] + ky * d[0], ox * s[1] - p[1] + kx * d[1])
+        cols[a, b, oy, ox] = _pixel_gpu(x, n, c, oy * s[0] - p[0] + ky * d[0], ox * s[1] - p[1] + kx * d[1])
 
 
 @cuda.jit
-def _col2im_gpu(cols, k, s, p, d, gx):
+def _col2im_gpu(cols, k, s, p, d, gx, batch_first):
     i = cuda.grid(1)
     N, C, H, W = gx.shape
     OH, OW = cols.shape[2], cols.shape[3]
     if i < N * C * H * W:
         n, c, iy, ix = i // (C * H * W), i // (H * W) % C, i // W % H, i % W
-        acc = 0.0                                          # float64 accumulator, also for float32 columns
+        acc = gx.dtype.type(0)                             # accumulate in the gradient's own dtype
         for ky in range(k[0]):
             ty = iy + p[0] - ky * d[0]                     # tap ky reaches row iy from output row oy = ty / SH
             oy = ty // s[0]
@@ -149,7 +156,8 @@ def _col2im_gpu(cols, k, s, p, d, gx):
                     tx = ix + p[1] - kx * d[1]
                     ox = tx // s[1]
                     if tx >= 0 and ox * s[1] == tx and ox < OW:
-                        acc += cols[n, (c * k[0] + ky) * k[1] + kx, oy, ox]
+                        row = (c * k[0] + ky) * k[1] + kx
+                        acc += cols[n, row, oy, ox] if batch_first else cols[row, n, oy, ox]
         gx[n, c, iy, ix] = acc
 
 
@@ -178,52 +186,36 @@ def _geometry(*pairs):
     return tuple((int(a), int(b)) for a, b in pairs)
 
 
-def im2col(x, kernel_size, stride, padding, dilation, out_size, device=None, out=None):
-    """x (N, C, H, W) -> cols (N, C*KH*KW, OH*OW) of x's dtype; every geometry argument is a pair (per axis).
+def im2col(x, kernel_size, stride, padding, dilation, out_size, device=None, out=None, layout="batched"):
+    """x (N, C, H, W) -> cols of x's dtype, (N, C*KH*KW, OH*OW) for ``layout="batched"`` or (C*KH*KW, N*OH*OW)
+    for ``"gemm"``; every geometry argument is a pair (per axis).
 
-    ``out``: an optional C-contiguous buffer of that shape and dtype to write into (see ``scratch``)."""
+    ``out``: an optional C-contiguous buffer of that size and dtype to write into (see ``backend.scratch``)."""
     xp, device = get_array_module(x), device or device_of(x)
     k, s, p, d, (OH, OW) = _geometry(kernel_size, stride, padding, dilation, out_size)
     N, C = x.shape[:2]
-    shape = (N, C * k[0] * k[1], OH, OW)
+    R, batch_first = C * k[0] * k[1], layout == "batched"
+    shape = (N, R, OH, OW) if batch_first else (R, N, OH, OW)
     cols = xp.empty(shape, x.dtype) if out is None else out.reshape(shape)
     x = xp.ascontiguousarray(x)                            # one compiled layout; the simulator needs it
     if device == "cpu":
-        cpu_launch(_im2col_cpu, cols.size)(x, k, s, p, d, cols)
+        cpu_launch(_im2col_cpu, cols.size)(x, k, s, p, d, cols, batch_first)
     else:
-        launch(_im2col_gpu, cols.size)(x, k, s, p, d, cols)
-    return cols.reshape(N, shape[1], OH * OW)
+        launch(_im2col_gpu, cols.size)(x, k, s, p, d, cols, batch_first)
+    return cols.reshape(N, R, OH * OW) if batch_first else cols.reshape(R, N * OH * OW)
 
 
-def col2im(cols, x_shape, kernel_size, stride, padding, dilation, out_size, device=None):
-    """cols (N, C*KH*KW, OH*OW) -> gx of ``x_shape`` (N, C, H, W), cols' dtype: the adjoint of ``im2col``."""
+def col2im(cols, x_shape, kernel_size, stride, padding, dilation, out_size, device=None, layout="batched"):
+    """cols (N, C*KH*KW, OH*OW) (``layout="batched"``) or (C*KH*KW, N*OH*OW) (``"gemm"``) -> gx of ``x_shape``
+    (N, C, H, W), cols' dtype: the adjoint of ``im2col``."""
     xp, device = get_array_module(cols), device or device_of(cols)
     k, s, p, d, (OH, OW) = _geometry(kernel_size, stride, padding, dilation, out_size)
-    cols = xp.ascontiguousarray(cols).reshape(cols.shape[0], cols.shape[1], OH, OW)
+    N, R = x_shape[0], x_shape[1] * k[0] * k[1]
+    batch_first = layout == "batched"
+    cols = xp.ascontiguousarray(cols).reshape((N, R, OH, OW) if batch_first else (R, N, OH, OW))
     gx = xp.empty(tuple(x_shape), cols.dtype)
     if device == "cpu":
-        cpu_launch(_col2im_cpu, cols.size)(cols, k, s, p, d, gx)
+        cpu_launch(_col2im_cpu, cols.size)(cols, k, s, p, d, gx, batch_first)
     else:
-        launch(_col2im_gpu, gx.size)(cols, k, s, p, d, gx)
+        launch(_col2im_gpu, gx.size)(cols, k, s, p, d, gx, batch_first)
     return gx
-
-
-# ---- reusable NumPy buffers for the columns ---------------------------------------------------------------------
-_buffers = threading.local()
-
-
-def scratch(name, shape, dtype, xp=np):
-    """An uninitialised ``shape`` array reused from call to call (per thread, ``name`` and dtype) on the CPU.
-
-    Columns are big (N=64, 64 channels, 32x32, 3x3: 151 MB), and a fresh NumPy array that size costs 12-19 ms of
-    page faults on every call here, about as long as writing it.  The buffer grows to the largest request and
-    stays; the caller must be done with it before the next call with the same name.  CuPy keeps its own memory
-    pool, so on the GPU this is just ``xp.empty``."""
-    if xp is not np:
-        return xp.empty(shape, dtype)
-    if not hasattr(_buffers, "pool"):
-        _buffers.pool = {}
-    n, key = int(np.prod(shape)), (name, np.dtype(dtype))
-    if key not in _buffers.pool or _buffers.pool[key].size < n:
-        _buffers.pool[key] = np.empty(n, dtype)
-    return _buffers.pool[key][:n].reshape(shape)

@@ -15,7 +15,7 @@ from minicnn.ops import (abs, cast, clip, concat, exp, expand, flatten, log, mat
 from minicnn.random import manual_seed
 from minicnn.gradcheck import gradcheck
 from minicnn.serialization import load, save
-from minicnn import functional, nn, optim  # torch-style access: mc.nn, mc.optim
+from minicnn import backends, functional, nn, optim  # torch-style access: mc.nn, mc.optim, mc.backends
 from minicnn.summary import summary  # mc.summary is the function; the module is minicnn.summary's main's home
 
 cat = concat

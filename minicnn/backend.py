@@ -6,6 +6,7 @@ and every kernel dispatcher sends them through the CUDA kernels, which Numba's s
 the whole CUDA path except CuPy's own calls is exercised on a machine with no GPU.
 """
 import os
+import threading
 
 # Numba's OpenMP threads otherwise spin while waiting for work; on a small or shared machine the spinning
 # threads starve everything else and a parallel kernel that needs microseconds takes ~15 ms (measured on
@@ -98,6 +99,28 @@ def launch(kernel, n, threads=THREADS_PER_BLOCK):
         threads = max(1, min(threads, int(n)))
     blocks = max(1, (int(n) + threads - 1) // threads)
     return kernel[blocks, threads]
+
+
+_pool = threading.local()
+
+
+def scratch(name, shape, dtype, like):
+    """An uninitialised ``shape`` array on ``like``'s device and of its array type, reused from call to call.
+
+    Kernels' intermediate buffers are big (im2col columns at N=64, 64 channels, 32x32, 3x3: 151 MB), and a fresh
+    NumPy array that size costs 12-19 ms of page faults on every call here, about as long as writing it.  On the
+    CPU (and the simulated device) one buffer per thread, ``name`` and dtype grows to the largest request and
+    stays; the caller must be done with it before the next request with the same name.  A simulated-device
+    ``like`` gets the buffer as a ``SimArray``, so kernel dispatchers keep sending it to the CUDA kernels.  CuPy
+    keeps its own memory pool, so on the GPU this is just ``cupy.empty``."""
+    if get_array_module(like) is not np:
+        return get_array_module(like).empty(shape, dtype)
+    pool = _pool.__dict__.setdefault("buffers", {})
+    n, key = int(np.prod(shape)), (name, np.dtype(dtype))
+    if key not in pool or pool[key].size < n:
+        pool[key] = np.empty(n, dtype)
+    out = pool[key][:n].reshape(shape)
+    return out.view(SimArray) if isinstance(like, SimArray) else out
 
 
 def set_num_threads(n):

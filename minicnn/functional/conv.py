@@ -1,66 +1,221 @@
-"""Convolutions: conv2d (im2col + GEMM, grouped, depthwise) and its adjoint conv_transpose2d (GEMM + col2im).
+"""Convolutions: conv2d (several algorithms, chosen per shape; grouped; depthwise) and its adjoint conv_transpose2d.
 
-A convolution of an image ``x (N, C, H, W)`` with ``W (OC, C/G, KH, KW)`` in ``G`` groups is, per image and group,
-one GEMM on im2col's columns: ``y[n, g] = W[g] (OC/G, C/G*KH*KW) @ cols[n, g] (C/G*KH*KW, OH*OW)``; ``xp.matmul``
-broadcasts it over the batch and the groups (BLAS on the CPU, cuBLAS on the GPU) with no Python loop.  Three array
-functions make both ops and both directions:
+A convolution has three passes: the forward ``y = conv(x, W)``, the input gradient ``gx = conv^T(gy, W)`` (which
+is also conv_transpose2d's forward) and the weight gradient ``gW``.  Each algorithm below implements all three
+for the geometries it can run (its ``applies``):
 
-    _conv(x, W)          im2col + GEMM    conv2d forward,   conv_transpose2d backward (gx)
-    _conv_t(y, W)        GEMM + col2im    conv2d backward (gx), conv_transpose2d forward
-    _weight_grad(x, gy)  im2col + GEMM    the gradient of W, both ops (image and output swap roles)
+    im2col        im2col + a GEMM per image: ``y[n, g] = W[g] (OC/G, C/G*KH*KW) @ cols[n, g]``; ``xp.matmul``
+                  broadcasts it over the batch and the groups (BLAS on the CPU, cuBLAS on the GPU); gx is
+                  ``W^T @ gy`` folded back by col2im, gW the sum over images of ``gy[n] @ cols[n]^T``
+    im2col_gemm   the same with one GEMM over the whole batch (columns (C/G*KH*KW, N*OH*OW)): bigger GEMMs,
+                  but the output and the upstream gradient need a transposing copy
+    gemm_1x1      1x1 filters without padding: the (strided) image is already the column matrix
+    winograd      F(4x4, 3x3) for 3x3 stride-1 filters: a quarter of the multiplies (kernels/winograd.py)
+    direct        plain loops over a few channels (kernels/direct_conv.py)
 
-Columns are recomputed in backward rather than kept from forward: they are KH*KW times the input's size.
-``groups == in_channels > 1`` (depthwise, MobileNet) runs the direct kernels of ``kernels/depthwise.py`` instead.
+``mc.backends.conv_algorithm`` picks one (``"auto"``: the fastest, measured on the first call of each shape and
+pass, see minicnn/backends.py).  Columns are recomputed in backward rather than kept from forward: they are
+KH*KW times the input's size.  ``groups == in_channels > 1`` (depthwise, MobileNet) runs the direct kernels of
+``kernels/depthwise.py``.
 """
+import time
 from collections import namedtuple
 
 import numpy as np
 
+from minicnn import backends
 from minicnn.autograd import Function, Tensor
-from minicnn.backend import get_array_module
-from minicnn.kernels import depthwise, im2col
+from minicnn.backend import SIMULATED, get_array_module, scratch, synchronize
+from minicnn.kernels import depthwise, direct_conv, im2col, winograd
 from minicnn.functional._args import pair as _pair
 
-__all__ = ["conv2d", "conv_transpose2d", "Conv2dFn", "ConvTranspose2dFn", "DepthwiseConv2dFn"]
+__all__ = ["conv2d", "conv_transpose2d", "Conv2dFn", "ConvTranspose2dFn", "DepthwiseConv2dFn", "ALGORITHMS"]
 
 Geometry = namedtuple("Geometry", "kernel stride padding dilation groups out_size")
 """One conv2d from an image to its output: pairs (per axis) for kernel, stride, top/left padding, dilation and
 the output size (which fixes the bottom/right padding), and the number of groups."""
 
 
-# ---- the three array functions ----------------------------------------------------------------------------------
-def _columns(x, g):
-    """im2col of x into a reused buffer, viewed per group: (N, G, C/G*KH*KW, OH*OW)."""
-    N, C = x.shape[:2]
-    L = g.out_size[0] * g.out_size[1]
-    buf = im2col.scratch("cols", (N, C * g.kernel[0] * g.kernel[1], L), x.dtype, get_array_module(x))
-    cols = im2col.im2col(x, g.kernel, g.stride, g.padding, g.dilation, g.out_size, out=buf)
-    return cols.reshape(N, g.groups, -1, L)
+# ---- im2col + a GEMM per image ------------------------------------------------------------------------------------
+def _columns(x, g, layout):
+    """im2col of x into a reused buffer: (N, C*KH*KW, L) per image or (C*KH*KW, N*L) for the whole batch."""
+    N, C, R, L = x.shape[0], x.shape[1], x.shape[1] * g.kernel[0] * g.kernel[1], g.out_size[0] * g.out_size[1]
+    buf = scratch("cols", (N, R, L) if layout == "batched" else (R, N * L), x.dtype, x)
+    return im2col.im2col(x, g.kernel, g.stride, g.padding, g.dilation, g.out_size, out=buf, layout=layout)
 
 
-def _conv(x, W, g):
-    """x (N, C, H, W) -> y (N, OC, OH, OW) = conv2d(x, W) without bias."""
-    N, OC, G = x.shape[0], W.shape[0], g.groups
-    y = get_array_module(x).matmul(W.reshape(G, OC // G, -1), _columns(x, g))        # (N, G, OC/G, OH*OW)
+def _im2col_forward(x, W, g):
+    N, OC, G, L = x.shape[0], W.shape[0], g.groups, g.out_size[0] * g.out_size[1]
+    cols = _columns(x, g, "batched").reshape(N, G, -1, L)
+    y = get_array_module(x).matmul(W.reshape(G, OC // G, -1), cols)                 # (N, G, OC/G, L)
     return y.reshape(N, OC, *g.out_size)
 
 
-def _conv_t(y, W, g, x_shape):
-    """y (N, OC, OH, OW) -> x of x_shape (N, C, H, W): the adjoint of ``_conv`` (so conv2d's input gradient)."""
-    xp, N, OC, G = get_array_module(y), y.shape[0], W.shape[0], g.groups
-    Wt = W.reshape(G, OC // G, -1).transpose(0, 2, 1)                                  # (G, C/G*KH*KW, OC/G)
-    gcols = im2col.scratch("gcols", (N, G, Wt.shape[1], y.shape[2] * y.shape[3]), y.dtype, xp)
-    xp.matmul(Wt, y.reshape(N, G, OC // G, -1), out=gcols)
+def _im2col_input_grad(gy, W, g, x_shape):
+    xp, N, OC, G = get_array_module(gy), gy.shape[0], W.shape[0], g.groups
+    Wt = W.reshape(G, OC // G, -1).transpose(0, 2, 1)                                 # (G, C/G*KH*KW, OC/G)
+    gcols = scratch("gcols", (N, G, Wt.shape[1], gy.shape[2] * gy.shape[3]), gy.dtype, gy)
+    xp.matmul(Wt, gy.reshape(N, G, OC // G, -1), out=gcols)
     return im2col.col2im(gcols.reshape(N, -1, gcols.shape[3]), x_shape, g.kernel, g.stride, g.padding,
                          g.dilation, g.out_size)
 
 
-def _weight_grad(x, gy, g, W_shape):
-    """gW (OC, C/G, KH, KW) = sum over images of gy[n, g] @ cols[n, g]^T."""
+def _im2col_weight_grad(x, gy, g, W_shape):
+    """gW[g] = sum over images of (cols[n, g] @ gy[n, g]^T)^T: the small gy is the transposed operand (CuPy's
+    matmul makes both operands contiguous, and the columns are the big one)."""
     N, OC, G = gy.shape[0], gy.shape[1], g.groups
-    cols = _columns(x, g)
-    gW = get_array_module(x).matmul(gy.reshape(N, G, OC // G, -1), cols.transpose(0, 1, 3, 2))
-    return gW.sum(axis=0).reshape(W_shape)
+    cols = _columns(x, g, "batched").reshape(N, G, -1, gy.shape[2] * gy.shape[3])
+    gWt = get_array_module(x).matmul(cols, gy.reshape(N, G, OC // G, -1).transpose(0, 1, 3, 2))
+    return gWt.sum(axis=0).transpose(0, 2, 1).reshape(W_shape)                       # (G, C/G*KH*KW, OC/G) summed
+
+
+# ---- im2col + one GEMM over the whole batch -------------------------------------------------------------------------
+def _batch_major(a, G):
+    """(N, C, H, W) -> (G, C/G, N*H*W) contiguous, in a reused buffer: the GEMM operand layout."""
+    N, C = a.shape[:2]
+    out = scratch("batch_major", (C, N, a.shape[2] * a.shape[3]), a.dtype, a)
+    out[...] = a.reshape(N, C, -1).transpose(1, 0, 2)
+    return out.reshape(G, C // G, -1)
+
+
+def _gemm_forward(x, W, g):
+    xp, N, OC, G = get_array_module(x), x.shape[0], W.shape[0], g.groups
+    cols = _columns(x, g, "gemm").reshape(G, -1, N * g.out_size[0] * g.out_size[1])
+    y = xp.matmul(W.reshape(G, OC // G, -1), cols).reshape(OC, N, -1)                # (G, OC/G, N*L)
+    return xp.ascontiguousarray(y.transpose(1, 0, 2)).reshape(N, OC, *g.out_size)
+
+
+def _gemm_input_grad(gy, W, g, x_shape):
+    xp, OC, G = get_array_module(gy), W.shape[0], g.groups
+    Wt = W.reshape(G, OC // G, -1).transpose(0, 2, 1)
+    gyb = _batch_major(gy, G)                                                         # (G, OC/G, N*L)
+    gcols = scratch("gcols", (G, Wt.shape[1], gyb.shape[2]), gy.dtype, gy)
+    xp.matmul(Wt, gyb, out=gcols)
+    return im2col.col2im(gcols.reshape(-1, gyb.shape[2]), x_shape, g.kernel, g.stride, g.padding, g.dilation,
+                         g.out_size, layout="gemm")
+
+
+def _gemm_weight_grad(x, gy, g, W_shape):
+    xp, G = get_array_module(x), g.groups
+    gyb = _batch_major(gy, G)                                                         # (G, OC/G, N*L)
+    cols = _columns(x, g, "gemm").reshape(G, -1, gyb.shape[2])                        # (G, C/G*KH*KW, N*L)
+    gWt = xp.matmul(cols, gyb.transpose(0, 2, 1))                                      # (G, C/G*KH*KW, OC/G)
+    return xp.ascontiguousarray(gWt.transpose(0, 2, 1)).reshape(W_shape)
+
+
+# ---- 1x1 filters: no columns at all -------------------------------------------------------------------------------
+def _strided(x, g):
+    """The pixels a 1x1 filter reads: x itself at stride 1, else every stride-th pixel (a copy)."""
+    (SH, SW), (OH, OW) = g.stride, g.out_size
+    if (SH, SW) == (1, 1) and tuple(x.shape[2:]) == (OH, OW):
+        return x
+    return get_array_module(x).ascontiguousarray(x[:, :, :OH * SH:SH, :OW * SW:SW])
+
+
+def _1x1_forward(x, W, g):
+    N, C, OC, G = x.shape[0], x.shape[1], W.shape[0], g.groups
+    xs = _strided(x, g).reshape(N, G, C // G, -1)
+    return get_array_module(x).matmul(W.reshape(G, OC // G, -1), xs).reshape(N, OC, *g.out_size)
+
+
+def _1x1_input_grad(gy, W, g, x_shape):
+    xp, (N, C), OC, G = get_array_module(gy), x_shape[:2], W.shape[0], g.groups
+    gxs = xp.matmul(W.reshape(G, OC // G, -1).transpose(0, 2, 1), gy.reshape(N, G, OC // G, -1))
+    (SH, SW), (OH, OW) = g.stride, g.out_size
+    if (SH, SW) == (1, 1) and tuple(x_shape[2:]) == (OH, OW):
+        return gxs.reshape(x_shape)
+    gx = xp.zeros(x_shape, gy.dtype)                       # only every stride-th pixel was read
+    gx[:, :, :OH * SH:SH, :OW * SW:SW] = gxs.reshape(N, C, OH, OW)
+    return gx
+
+
+def _1x1_weight_grad(x, gy, g, W_shape):
+    N, C, OC, G = x.shape[0], x.shape[1], gy.shape[1], g.groups
+    xs = _strided(x, g).reshape(N, G, C // G, -1)
+    gWt = get_array_module(x).matmul(xs, gy.reshape(N, G, OC // G, -1).transpose(0, 1, 3, 2))
+    return gWt.sum(axis=0).transpose(0, 2, 1).reshape(W_shape)
+
+
+# ---- Winograd F(4x4, 3x3) -----------------------------------------------------------------------------------------
+def _winograd_forward(x, W, g):
+    return winograd.conv3x3(x, W, g.padding, g.out_size)
+
+
+def _winograd_input_grad(gy, W, g, x_shape):
+    """A 3x3 stride-1 correlation of gy with the filters transposed (OC <-> C) and turned by 180 degrees; tap ky
+    of the forward reaches input row iy from output row iy + PH - ky, so the padding becomes 2 - PH."""
+    Wf = get_array_module(W).ascontiguousarray(W.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+    return winograd.conv3x3(gy, Wf, (2 - g.padding[0], 2 - g.padding[1]), tuple(x_shape[2:]))
+
+
+def _winograd_weight_grad(x, gy, g, W_shape):
+    return winograd.conv3x3_weight_grad(x, gy, g.padding)
+
+
+# ---- direct loops -------------------------------------------------------------------------------------------------
+def _direct_forward(x, W, g):
+    return direct_conv.conv_forward(x, W, g.stride, g.padding, g.dilation, g.out_size)
+
+
+def _direct_input_grad(gy, W, g, x_shape):
+    return direct_conv.conv_grad_input(gy, W, x_shape, g.stride, g.padding, g.dilation)
+
+
+def _direct_weight_grad(x, gy, g, W_shape):
+    return direct_conv.conv_grad_weight(x, gy, W_shape, g.stride, g.padding, g.dilation)
+
+
+# ---- the algorithms and the choice among them ---------------------------------------------------------------------
+Algorithm = namedtuple("Algorithm", "forward input_grad weight_grad applies")
+
+
+def _winograd_applies(g, C):
+    return (g.kernel == (3, 3) and g.stride == (1, 1) and g.dilation == (1, 1) and g.groups == 1
+            and max(g.padding) <= 2)
+
+
+ALGORITHMS = {
+    "im2col": Algorithm(_im2col_forward, _im2col_input_grad, _im2col_weight_grad, lambda g, C: True),
+    "im2col_gemm": Algorithm(_gemm_forward, _gemm_input_grad, _gemm_weight_grad, lambda g, C: True),
+    "gemm_1x1": Algorithm(_1x1_forward, _1x1_input_grad, _1x1_weight_grad,
+                          lambda g, C: g.kernel == (1, 1) and g.padding == (0, 0)),
+    "winograd": Algorithm(_winograd_forward, _winograd_input_grad, _winograd_weight_grad, _winograd_applies),
+    "direct": Algorithm(_direct_forward, _direct_input_grad, _direct_weight_grad,
+                        lambda g, C: g.groups == 1 and C <= direct_conv.MAX_CHANNELS),
+}
+_PASS = {"forward": 0, "input_grad": 1, "weight_grad": 2}
+
+
+def _run(which, args, g, x_shape, W_shape):
+    """Run pass ``which`` ("forward", "input_grad", "weight_grad") with the algorithm ``mc.backends`` chooses;
+    returns (result, algorithm name)."""
+    C = x_shape[1] // g.groups
+    usable = [name for name, a in ALGORITHMS.items() if a.applies(g, C)]
+    choice = backends.conv_algorithm
+    if choice != "auto":
+        if choice not in ALGORITHMS:
+            raise ValueError(f"conv2d: unknown mc.backends.conv_algorithm {choice!r}; expected 'auto' or one of "
+                             f"{', '.join(ALGORITHMS)}")
+        name = choice if choice in usable else "im2col"
+        return ALGORITHMS[name][_PASS[which]](*args), name
+    key = (which, type(args[0]).__name__, args[0].dtype.str, tuple(x_shape), tuple(W_shape), g)
+    name = backends.conv_choices.get(key)
+    if name is not None:
+        return ALGORITHMS[name][_PASS[which]](*args), name
+    timings, best = {}, None                     # first call of this shape: time every candidate, keep the fastest
+    for name in usable:
+        fn = ALGORITHMS[name][_PASS[which]]
+        if not SIMULATED:
+            fn(*args)                            # warm-up: compilation, buffers
+        synchronize()
+        t0 = time.perf_counter()
+        out = fn(*args)
+        synchronize()
+        timings[name] = time.perf_counter() - t0
+        if best is None or timings[name] < timings[best[0]]:
+            best = name, out
+    backends.conv_choices[key], backends.conv_timings[key] = best[0], timings
+    return best[1], best[0]
 
 
 def _needs_grad(fn, i):
@@ -70,20 +225,27 @@ def _needs_grad(fn, i):
 
 # ---- Functions ----------------------------------------------------------------------------------------------------
 class Conv2dFn(Function):
-    """y = conv2d(x, W) + b.  x (N, C, H, W), W (OC, C/G, KH, KW), b (OC,) optional -> y (N, OC, OH, OW)."""
+    """y = conv2d(x, W) + b.  x (N, C, H, W), W (OC, C/G, KH, KW), b (OC,) optional -> y (N, OC, OH, OW).
+
+    ``algorithms`` records which algorithm ran each pass (for the profile)."""
     def __init__(self, geometry):
-        self.g = geometry
+        self.g, self.algorithms = geometry, {}
 
     def forward(self, x, W, b=None):
         self.x, self.W = x, W
-        y = _conv(x, W, self.g)
+        y, self.algorithms["forward"] = _run("forward", (x, W, self.g), self.g, x.shape, W.shape)
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
         return y
 
     def backward(self, gy):
-        gx = _conv_t(gy, self.W, self.g, self.x.shape) if _needs_grad(self, 0) else None
-        gW = _weight_grad(self.x, gy, self.g, self.W.shape) if _needs_grad(self, 1) else None
+        g, gx, gW = self.g, None, None
+        if _needs_grad(self, 0):
+            gx, self.algorithms["input_grad"] = _run("input_grad", (gy, self.W, g, self.x.shape), g, self.x.shape,
+                                                     self.W.shape)
+        if _needs_grad(self, 1):
+            gW, self.algorithms["weight_grad"] = _run("weight_grad", (self.x, gy, g, self.W.shape), g,
+                                                      self.x.shape, self.W.shape)
         return (gx, gW) if len(self.inputs) == 2 else (gx, gW, gy.sum(axis=(0, 2, 3)))
 
 
@@ -91,18 +253,23 @@ class ConvTranspose2dFn(Function):
     """y = conv_transpose2d(x, W) + b, the adjoint of conv2d with the same geometry (that of the conv2d mapping
     y's shape to x's).  x (N, C, H, W), W (C, OC/G, KH, KW), b (OC,) optional -> y ``y_shape`` (N, OC, HO, WO)."""
     def __init__(self, geometry, y_shape):
-        self.g, self.y_shape = geometry, tuple(y_shape)
+        self.g, self.y_shape, self.algorithms = geometry, tuple(y_shape), {}
 
     def forward(self, x, W, b=None):
         self.x, self.W = x, W
-        y = _conv_t(x, W, self.g, self.y_shape)
+        y, self.algorithms["forward"] = _run("input_grad", (x, W, self.g, self.y_shape), self.g, self.y_shape,
+                                             W.shape)
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
         return y
 
     def backward(self, gy):
-        gx = _conv(gy, self.W, self.g) if _needs_grad(self, 0) else None
-        gW = _weight_grad(gy, self.x, self.g, self.W.shape) if _needs_grad(self, 1) else None
+        g, gx, gW = self.g, None, None
+        if _needs_grad(self, 0):
+            gx, self.algorithms["input_grad"] = _run("forward", (gy, self.W, g), g, self.y_shape, self.W.shape)
+        if _needs_grad(self, 1):
+            gW, self.algorithms["weight_grad"] = _run("weight_grad", (gy, self.x, g, self.W.shape), g,
+                                                      self.y_shape, self.W.shape)
         return (gx, gW) if len(self.inputs) == 2 else (gx, gW, gy.sum(axis=(0, 2, 3)))
 
 
@@ -110,6 +277,7 @@ class DepthwiseConv2dFn(Function):
     """conv2d with groups == in_channels by direct loops.  x (N, C, H, W), W (C*M, 1, KH, KW), b (C*M,) optional."""
     def __init__(self, geometry):
         self.g = geometry
+        self.algorithms = {"forward": "depthwise", "input_grad": "depthwise", "weight_grad": "depthwise"}
 
     def forward(self, x, W, b=None):
         self.x, self.W = x, W

@@ -85,15 +85,39 @@ def test_kernels_accept_non_contiguous_input(device):
 def test_im2col_writes_into_a_given_buffer_and_scratch_reuses_it():
     x = _random((2, 3, 5, 5), 7, np.float32)
     g = (3, 3), (1, 1), (1, 1), (1, 1), (5, 5)
-    buf = I.scratch("test", (2, 27, 25), np.float32)
+    buf = backend.scratch("test", (2, 27, 25), np.float32, x)
     buf[...] = np.nan                                                            # padding must be written too
     cols = I.im2col(x, *g, out=buf)
     assert np.shares_memory(cols, buf)
     np.testing.assert_array_equal(cols, I.im2col_ref(x, *g))
-    smaller = I.scratch("test", (2, 27, 10), np.float32)
+    smaller = backend.scratch("test", (2, 27, 10), np.float32, x)
     assert np.shares_memory(smaller, buf) and smaller.shape == (2, 27, 10)
-    assert not np.shares_memory(I.scratch("other", (2, 27, 10), np.float32), buf)
-    assert I.scratch("test", (2, 27, 25), np.float64).dtype == np.float64
+    assert not np.shares_memory(backend.scratch("other", (2, 27, 10), np.float32, x), buf)
+    assert backend.scratch("test", (2, 27, 25), np.float64, x).dtype == np.float64
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_scratch_keeps_the_device_array_type(device):
+    """A buffer for a simulated-device array is a SimArray, so dispatchers send it to the CUDA kernels."""
+    like = backend.to_device(np.zeros(3, np.float32), device)
+    buf = backend.scratch("typed", (4, 5), np.float32, like)
+    assert backend.device_of(buf) == device and buf.shape == (4, 5)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@given(geometries())
+def test_batch_layout_matches_the_per_image_layout(device, geometry):
+    """layout="gemm" holds the same columns as the per-image layout, with the batch axis moved inside each row;
+    col2im reads either."""
+    shape, k, s, p, d, out = geometry
+    x = _random(shape, 8, np.float64)
+    ref = I.im2col_ref(x, k, s, p, d, out)                                    # (N, R, L)
+    cols = to_cpu(I.im2col(backend.to_device(x, device), k, s, p, d, out, layout="gemm"))
+    np.testing.assert_array_equal(cols, ref.transpose(1, 0, 2).reshape(ref.shape[1], -1))
+    g = _random(ref.shape, 9, np.float64)
+    gb = np.ascontiguousarray(g.transpose(1, 0, 2)).reshape(ref.shape[1], -1)
+    np.testing.assert_allclose(to_cpu(I.col2im(backend.to_device(gb, device), shape, k, s, p, d, out, layout="gemm")),
+                               I.col2im_ref(g, shape, k, s, p, d, out), rtol=1e-12, atol=1e-12)
 
 
 def test_output_size_formula():
@@ -106,5 +130,5 @@ def test_output_size_formula():
 @pytest.mark.parametrize("dtype", [T.float32, T.float64])
 def test_cuda_kernels_compile_to_ptx(dtype):
     a, pair = dtype[:, :, :, ::1], T.UniTuple(T.int64, 2)
-    assert ".entry" in compile_ptx(I._im2col_gpu, (a, pair, pair, pair, pair, a))
-    assert ".entry" in compile_ptx(I._col2im_gpu, (a, pair, pair, pair, pair, a))
+    assert ".entry" in compile_ptx(I._im2col_gpu, (a, pair, pair, pair, pair, a, T.boolean))
+    assert ".entry" in compile_ptx(I._col2im_gpu, (a, pair, pair, pair, pair, a, T.boolean))
