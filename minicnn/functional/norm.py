@@ -1,39 +1,32 @@
 """Normalisation layers' ops: batch normalisation (Ioffe & Szegedy 2015) and local response normalisation."""
 from minicnn.autograd import Function, Tensor
 from minicnn.backend import device_of, get_array_module
-from minicnn.kernels import lrn
+from minicnn.kernels import batchnorm, lrn
 
 __all__ = ["batch_norm", "local_response_norm", "BatchNormFn", "LocalResponseNormFn"]
 
 
 class BatchNormFn(Function):
-    """y = (x - mean) / sqrt(var + eps) * weight + bias per channel.  x (N, C, *); mean, var, weight, bias (C,).
+    """y = (x - mean) / sqrt(var + eps) * weight + bias per channel.  x (N, C, *); weight, bias (C,).
 
-    ``batch_stats=True``: mean and var are the batch's own (biased) statistics, functions of x, and the backward
-    pass differentiates through them (Ioffe & Szegedy 2015, section 3); ``False``: they are constants (the
-    running statistics of eval mode) and the op is a per-channel affine map.  No gradient for mean and var.
+    ``batch_stats=True``: mean and var are the batch's own (biased) statistics, functions of x, computed here
+    (kept as ``self.mean``, ``self.var`` for the running averages), and the backward pass differentiates through
+    them (Ioffe & Szegedy 2015, section 3); ``False``: ``mean`` and ``var`` are the given constants (the running
+    statistics of eval mode) and the op is a per-channel affine map.  The loops are kernels/batchnorm.py's.
     """
-    def __init__(self, eps, batch_stats):
-        self.eps, self.batch_stats = eps, batch_stats
+    def __init__(self, eps, batch_stats, mean=None, var=None):
+        self.eps, self.batch_stats, self.mean, self.var = eps, batch_stats, mean, var
 
-    def forward(self, x, mean, var, weight, bias):
-        xp = get_array_module(x)
-        shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)          # broadcast (C,) over (N, C, *)
-        self.axes = (0,) + tuple(range(2, x.ndim))
-        inv_std = 1 / xp.sqrt(var + self.eps)
-        self.xhat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
-        self.scale = (weight * inv_std).reshape(shape)            # d y / d xhat * d xhat / d x, per channel
-        return self.xhat * weight.reshape(shape) + bias.reshape(shape)
+    def forward(self, x, weight, bias):
+        y, self.mean, self.var, self.inv_std = batchnorm.batch_norm_forward(
+            x, self.mean, self.var, weight, bias, self.eps, self.batch_stats)
+        self.x, self.weight = x, weight
+        return y
 
     def backward(self, gy):
-        gbias = gy.sum(axis=self.axes)
-        gweight = (gy * self.xhat).sum(axis=self.axes)
-        if not self.batch_stats:
-            return gy * self.scale, None, None, gweight, gbias
-        m = gy.size // gy.shape[1]                                # values per channel
-        shape = self.scale.shape                                  # mean and var moved with x: subtract their paths
-        gx = self.scale * (gy - gbias.reshape(shape) / m - self.xhat * gweight.reshape(shape) / m)
-        return gx, None, None, gweight, gbias
+        gx, gweight, gbias = batchnorm.batch_norm_backward(self.x, gy, self.mean, self.inv_std, self.weight,
+                                                           self.batch_stats)
+        return gx, gweight, gbias
 
 
 def _data(t):
@@ -64,26 +57,26 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         _check_channels("batch_norm", name, t, C)
     x = input.data
     xp = get_array_module(x)
-    if training:
-        if x.size // C <= 1:
-            raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
-                             f"got input shape {input.shape}")
-        axes = (0,) + tuple(range(2, x.ndim))
-        mean, var = x.mean(axis=axes), x.var(axis=axes)
-        if running_mean is not None:
-            rm = _data(running_mean)
-            rm[...] = (1 - momentum) * rm + momentum * mean
-        if running_var is not None:
-            m = x.size // C
-            rv = _data(running_var)
-            rv[...] = (1 - momentum) * rv + momentum * var * (m / (m - 1))
-    else:
-        if running_mean is None or running_var is None:
-            raise ValueError("batch_norm: running_mean and running_var are needed when training=False")
-        mean, var = (xp.asarray(_data(t)).astype(x.dtype, copy=False) for t in (running_mean, running_var))
+    if training and x.size // C <= 1:
+        raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
+                         f"got input shape {input.shape}")
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("batch_norm: running_mean and running_var are needed when training=False")
     weight = xp.ones(C, x.dtype) if weight is None else weight
     bias = xp.zeros(C, x.dtype) if bias is None else bias
-    return BatchNormFn(eps, batch_stats=training)(input, mean, var, weight, bias)
+    if training:
+        fn = BatchNormFn(eps, batch_stats=True)
+        y = fn(input, weight, bias)
+        m = x.size // C
+        if running_mean is not None:
+            rm = _data(running_mean)
+            rm[...] = (1 - momentum) * rm + momentum * fn.mean
+        if running_var is not None:
+            rv = _data(running_var)
+            rv[...] = (1 - momentum) * rv + momentum * fn.var * (m / (m - 1))
+        return y
+    mean, var = (xp.asarray(_data(t)).astype(x.dtype, copy=False) for t in (running_mean, running_var))
+    return BatchNormFn(eps, batch_stats=False, mean=mean, var=var)(input, weight, bias)
 
 
 class LocalResponseNormFn(Function):
