@@ -6,6 +6,7 @@
     python -m minicnn evaluate lenet5 runs/lenet5-mnist/checkpoint.npz
     python -m minicnn verify ...                        # minicnn.verify
     python -m minicnn summary MODEL ...                 # minicnn.summary
+    python -m minicnn profile MODEL ...                 # minicnn.profile: where a training step's time goes
 """
 import argparse
 import os
@@ -59,6 +60,7 @@ def build_parser():
     # verify and summary take their own arguments; main() hands them over before argparse sees them
     sub.add_parser("verify", help="check the engine's ops and kernels (minicnn.verify)", add_help=False)
     sub.add_parser("summary", help=SUMMARY_HELP, add_help=False)
+    sub.add_parser("profile", help="time one training step layer by layer (minicnn.profile)", add_help=False)
     return parser
 
 
@@ -141,9 +143,14 @@ def summary(argv):
     return summary_main(argv)
 
 
+def profile(argv):
+    from minicnn.profile import main as profile_main
+    return profile_main(argv)
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    passthrough = {"verify": verify, "summary": summary}
+    passthrough = {"verify": verify, "summary": summary, "profile": profile}
     if argv and argv[0] in passthrough:
         return passthrough[argv[0]](argv[1:])
     args = build_parser().parse_args(argv)
