@@ -87,6 +87,8 @@ def _encode(obj, prefix, arrays):
             isinstance(obj, np.generic):
         key = prefix or "array"
         arrays[key] = backend.to_cpu(obj) if not isinstance(obj, np.generic) else np.asarray(obj)
+        if arrays[key].dtype.hasobject:          # np.savez would pickle it, and load() reads no pickles
+            raise TypeError(f"mc.save: cannot store an array of dtype object at '{key}'")
         return {"array": key}
     if isinstance(obj, dict):
         if not all(isinstance(k, str) for k in obj):
