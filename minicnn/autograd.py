@@ -131,6 +131,17 @@ class Tensor:
         self.requires_grad = bool(flag)
         return self
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(self)`` each time ``backward()`` has accumulated this leaf's gradient into ``.grad`` (once
+        per backward: the walk hands each leaf its summed gradient); returns a handle whose ``remove()`` undoes
+        it.  PyTorch's hook of that name; ``DistributedDataParallel`` starts reducing gradients from it."""
+        if not self.is_leaf:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        hooks = self.__dict__.setdefault("_grad_hooks", {})
+        key = object()
+        hooks[key] = hook
+        return _HookHandle(hooks, key)
+
     def numpy(self):
         """The values as a NumPy array (a copy off the GPU; shares memory on the CPU, like torch)."""
         return backend.to_cpu(self.data)
@@ -223,6 +234,8 @@ class Tensor:
                     raise RuntimeError("backward: the graph was freed by an earlier backward(); "
                                        "recompute the forward pass")
                 t._accumulate(g, given)
+                for hook in list(t.__dict__.get("_grad_hooks", {}).values()):
+                    hook(t)
                 continue
             fn, t._ctx = t._ctx, None                # free the graph as we go: saved arrays die with fn
             gins = fn.backward(g)
@@ -257,6 +270,14 @@ class Tensor:
         else:
             given.add(id(root))
         self.grad = Tensor._make(g, self.device)
+
+
+class _HookHandle:
+    def __init__(self, hooks, key):
+        self.hooks, self.key = hooks, key
+
+    def remove(self):
+        self.hooks.pop(self.key, None)
 
 
 def _topological_order(root):

@@ -6,7 +6,8 @@ from minicnn.data.detection import MNISTDetection, detection_collate
 from minicnn.data.download import DownloadError, download_url, extract_archive, md5_file
 from minicnn.data.loader import DataLoader
 from minicnn.data.mnist import MNIST, FashionMNIST
+from minicnn.data.sampler import DistributedSampler
 
 __all__ = ["MNIST", "FashionMNIST", "MNISTDetection", "detection_collate", "CIFAR10", "CIFAR100", "VisionDataset", "TensorDataset", "Subset",
            "DataLoader", "transforms", "default_root", "download_url", "extract_archive", "md5_file",
-           "DownloadError"]
+           "DownloadError", "DistributedSampler"]

@@ -30,12 +30,17 @@ class DataLoader:
     ``collate_fn(samples) -> (images, targets)`` builds a batch from a list of ``dataset[i]`` instead (e.g.
     detection targets kept as a list of dicts): images become a Tensor on ``device``, targets an int64 Tensor
     when they are an array, and are handed over unchanged otherwise.
+    ``sampler`` (e.g. a ``DistributedSampler``; excludes ``shuffle``) gives the indices of each epoch instead: the
+    loader sets its epoch to the one it serves, and mixes its ``rank`` into the augmentation's seed.
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None, device="cpu",
-                 prefetch=2, collate_fn=None):
+                 prefetch=2, collate_fn=None, sampler=None):
         if int(batch_size) < 1:
             raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size}")
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler option is mutually exclusive with shuffle")
+        self.sampler = sampler
         self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, int(batch_size), shuffle, drop_last
         self.seed = int(seed) if seed is not None else int(mc_random.generator().integers(2 ** 31))
         self.device = backend.check_device(device)
@@ -44,7 +49,7 @@ class DataLoader:
         self.epoch = 0                               # the epoch the next ``iter()`` will serve
 
     def __len__(self):
-        n, b = len(self.dataset), self.batch_size
+        n, b = len(self.sampler if self.sampler is not None else self.dataset), self.batch_size
         return n // b if self.drop_last else (n + b - 1) // b
 
     # ---- resuming -----------------------------------------------------------------------------------------
@@ -61,11 +66,16 @@ class DataLoader:
     # ---- batches ------------------------------------------------------------------------------------------
     def order(self, epoch):
         """The dataset indices of ``epoch`` in the order they are served."""
+        if self.sampler is not None:
+            if hasattr(self.sampler, "set_epoch"):
+                self.sampler.set_epoch(epoch)
+            return np.fromiter(iter(self.sampler), np.int64)
         n = len(self.dataset)
         return np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
 
     def _make_batch(self, epoch, b, indices):
-        rng = np.random.default_rng([self.seed, epoch, b])
+        ranks = getattr(self.sampler, "num_replicas", 1) > 1        # ranks draw different augmentations
+        rng = np.random.default_rng([self.seed, epoch, b] + ([self.sampler.rank] if ranks else []))
         if self.collate_fn is not None:
             x, y = self.collate_fn([self.dataset[int(i)] for i in indices])
         elif hasattr(self.dataset, "get_batch"):
