@@ -11,3 +11,4 @@ from minicnn.nn.normalization import *  # noqa: F401,F403
 from minicnn.nn.dropout import *  # noqa: F401,F403
 from minicnn.nn.upsample import *  # noqa: F401,F403
 from minicnn.nn.roi import *  # noqa: F401,F403
+from minicnn.nn.misc import *  # noqa: F401,F403
