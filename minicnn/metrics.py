@@ -11,7 +11,7 @@ from minicnn.backend import to_cpu
 from minicnn.kernels.nms import box_iou_ref
 
 __all__ = ["accuracy", "error_rate", "confusion_matrix", "balanced_error_rate", "roc_curve", "auc",
-           "roc_auc_score", "iou", "mean_iou", "segmentation_accuracy", "average_precision",
+           "roc_auc_score", "iou", "mean_iou", "segmentation_accuracy", "pixel_accuracy", "average_precision",
            "mean_average_precision"]
 
 
@@ -101,6 +101,14 @@ def iou(pred, target, num_classes=None):
 def mean_iou(pred, target, num_classes=None):
     """Mean of ``iou`` over the classes that occur in the prediction or the target."""
     return float(np.nanmean(iou(pred, target, num_classes)))
+
+
+def pixel_accuracy(pred, target, ignore_index=None):
+    """Fraction of pixels labelled correctly (Long et al. 2015, §5: sum_i n_ii / sum_i t_i), leaving out pixels
+    whose target is ``ignore_index``; ``pred`` label maps (N, H, W) or scores (N, K, H, W)."""
+    pred, target = _labels(pred, target)
+    keep = target != ignore_index if ignore_index is not None else np.ones(target.shape, bool)
+    return float((pred[keep] == target[keep]).mean()) if keep.any() else float("nan")
 
 
 def segmentation_accuracy(pred, target, num_classes=None):

@@ -7,7 +7,8 @@ from minicnn.data.download import DownloadError, download_url, extract_archive, 
 from minicnn.data.loader import DataLoader
 from minicnn.data.mnist import MNIST, FashionMNIST
 from minicnn.data.sampler import DistributedSampler
+from minicnn.data.segmentation import MNISTSegmentation
 
-__all__ = ["MNIST", "FashionMNIST", "MNISTDetection", "detection_collate", "CIFAR10", "CIFAR100", "VisionDataset", "TensorDataset", "Subset",
+__all__ = ["MNIST", "FashionMNIST", "MNISTDetection", "detection_collate", "MNISTSegmentation", "CIFAR10", "CIFAR100", "VisionDataset", "TensorDataset", "Subset",
            "DataLoader", "transforms", "default_root", "download_url", "extract_archive", "md5_file",
            "DownloadError", "DistributedSampler"]
