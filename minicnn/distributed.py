@@ -480,3 +480,13 @@ class SyncBatchNorm(_BatchNorm):
             if child is not None:
                 module._modules[name] = cls.convert_sync_batchnorm(child, process_group)
         return module
+
+
+def mean_over_ranks(*values):
+    """Each number in ``values`` (numbers, or dicts of numbers) averaged over the ranks, in one Allreduce;
+    the same structure comes back.  The training loop turns each rank's epoch statistics into the whole's."""
+    flat = [v for x in values for v in (x.values() if isinstance(x, dict) else [x])]
+    buf = np.asarray(flat, np.float64)
+    all_reduce(buf, ReduceOp.AVG)
+    it = iter(buf.tolist())
+    return tuple({k: next(it) for k in x} if isinstance(x, dict) else next(it) for x in values)

@@ -18,10 +18,10 @@ from tqdm import tqdm
 
 import minicnn as mc
 import minicnn.functional as F
-from minicnn import backend, optim
+from minicnn import backend, distributed, optim
 from minicnn import random as mc_random
 from minicnn.serialization import atomic_write
-from minicnn.data import DataLoader
+from minicnn.data import DataLoader, DistributedSampler
 from minicnn.models import get_model
 from minicnn.tasks import task_for
 from minicnn.tasks.classification import AUX_WEIGHT, DATASETS, build_datasets, evaluate  # noqa: F401
@@ -96,7 +96,7 @@ def train_one_epoch(model, loader, optimizer, epoch, epochs, task=None):
     model.train()
     total_loss, sums, seen, start = 0.0, {}, 0, time.perf_counter()
     bar = tqdm(loader, total=len(loader), desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=False,
-               file=sys.stderr, dynamic_ncols=True)
+               file=sys.stderr, dynamic_ncols=True, disable=not _main_rank())
     for b, (x, y) in enumerate(bar):
         loss, n, stats = task.batch_loss(model, x, y)
         value = loss.item()
@@ -202,6 +202,11 @@ def fit(cfg, resume=None, log=print):
             restore_threads()
 
 
+def _main_rank():
+    """True in one process, and on rank 0 of a data-parallel run: the one that prints and writes files."""
+    return not distributed.is_initialized() or distributed.get_rank() == 0
+
+
 def _fit(cfg, resume, log):
     device = backend.check_device(cfg["device"])
     state = mc.load(resume) if resume is not None else None
@@ -214,8 +219,15 @@ def _fit(cfg, resume, log):
     model = build_model(cfg["model"], num_classes, device)
     optimizer = build_optimizer(cfg, model.parameters())
     scheduler = build_scheduler(cfg, optimizer)
-    train_loader = DataLoader(train_set, cfg["batch_size"], shuffle=True, seed=cfg["seed"], device=device,
-                              collate_fn=task.collate)
+    # data-parallel under mpiexec (minicnn.distributed): batch_size is the global batch, each rank takes its
+    # share of it (DistributedSampler: the one-process order, dealt out), gradients are averaged (DDP)
+    world = distributed.get_world_size() if distributed.is_initialized() else 1
+    if cfg["batch_size"] % world:
+        raise ValueError(f"batch size {cfg['batch_size']} does not divide among {world} ranks")
+    sampler = DistributedSampler(train_set, seed=cfg["seed"]) if world > 1 else None
+    net = distributed.DistributedDataParallel(model) if world > 1 else model
+    train_loader = DataLoader(train_set, cfg["batch_size"] // world, shuffle=sampler is None, seed=cfg["seed"],
+                              device=device, collate_fn=task.collate, sampler=sampler)
     test_loader = DataLoader(test_set, task.eval_batch_size, seed=cfg["seed"], device=device,
                              collate_fn=task.collate)
     history, start = [], 0
@@ -223,14 +235,19 @@ def _fit(cfg, resume, log):
         _restore(state, model, optimizer, scheduler, train_loader)
         _continue_with(cfg, state["config"], optimizer, scheduler)
         history, start = list(state["history"]), int(state["epoch"])
-        log(f"resumed from {resume} after epoch {start}")
+        if sampler is not None:
+            sampler.seed = train_loader.seed
+        if _main_rank():
+            log(f"resumed from {resume} after epoch {start}")
     os.makedirs(cfg["out"], exist_ok=True)
     ckpt = os.path.join(cfg["out"], "checkpoint.npz")
     for epoch in range(start, cfg["epochs"]):
         t0, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
         train_loader.set_epoch(epoch)
-        train_loss, train_metrics, speed = train_one_epoch(model, train_loader, optimizer, epoch, cfg["epochs"],
+        train_loss, train_metrics, speed = train_one_epoch(net, train_loader, optimizer, epoch, cfg["epochs"],
                                                            task)
+        if world > 1:                                # this rank's shard -> the whole (equal shards)
+            train_loss, train_metrics, speed = distributed.mean_over_ranks(train_loss, train_metrics, speed * world)
         test_metrics = task.evaluate(model, test_loader)
         if scheduler is not None:
             scheduler.step()
@@ -238,6 +255,8 @@ def _fit(cfg, resume, log):
         metrics = {k: round(float(v), 6) for k, v in {**train_metrics, **test_metrics}.items()}
         history.append(dict(epoch=epoch + 1, train_loss=round(train_loss, 6), **metrics, lr=lr,
                             seconds=round(seconds, 2)))
+        if not _main_rank():                         # the ranks hold the same weights: rank 0 writes
+            continue
         mc.save(_checkpoint(cfg, model, optimizer, scheduler, train_loader, epoch + 1, history), ckpt)
         write_metrics(cfg["out"], history)
         plot_curves(cfg["out"], history, task.curves)
