@@ -101,7 +101,7 @@ class Tensor:
         t = cls.__new__(cls)
         if not hasattr(data, "shape") or isinstance(data, np.generic):
             data = backend.array_module_for(device).asarray(data)
-        if device == "cuda" and backend.SIMULATED and not isinstance(data, backend.SimArray):
+        if device == "cuda" and not backend.HAS_CUPY and not isinstance(data, backend.SimArray):
             data = data.view(backend.SimArray)
         t.data, t.device, t.grad, t._ctx, t._leaf, t.requires_grad = data, device, None, None, False, False
         return t

@@ -9,6 +9,12 @@ from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+if os.environ.get("MINICNN_STRICT_CUPY") == "1":     # the cuda device on a strict CuPy stand-in (tests/run.sh)
+    import strict_cupy
+
+    from minicnn import backend
+    backend.use_cupy(strict_cupy.module, strict_cupy.kernel_arg)
+
 # Hypothesis profiles.  "ci" (chosen when the environment variable CI is set, as CI services and .ci/run do):
 # derandomised, so every CI run draws the same examples and a red run is reproducible.  "dev" (otherwise): a
 # fresh random draw each run, so a developer's runs keep exploring new shapes; a failing example is printed,
