@@ -173,8 +173,11 @@ def _allreduce_array(a, op=ReduceOp.SUM, blocking=True):
         return None
     if _is_gpu(a) and not g.cuda_aware:           # through host memory
         host = _backend.cupy.asnumpy(a)
-        req = _allreduce_array(host, op, blocking)
-        return _CopyBack(req, host, a)
+        pending = _CopyBack(_allreduce_array(host, op, blocking), host, a)
+        if not blocking:
+            return pending
+        pending.wait()
+        return None
     if _is_gpu(a):
         _backend.cupy.cuda.get_current_stream().synchronize()   # MPI reads the buffer as soon as it is called
     buf = a if not isinstance(a, _backend.SimArray) else a.view(np.ndarray)

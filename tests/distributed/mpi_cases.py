@@ -160,3 +160,40 @@ def test_sync_batch_norm_equals_batch_norm_on_the_concatenated_batch(shape):
     sync.eval()                                     # eval: the running statistics, no communication
     np.testing.assert_allclose(sync(mc.tensor(xs[0], dtype=np.float64)).numpy(),
                                ref.eval()(mc.tensor(xs[0], dtype=np.float64)).numpy(), rtol=1e-12)
+
+
+# ---- the cuda device: run with -m cuda under NUMBA_ENABLE_CUDASIM=1, and with MINICNN_STRICT_CUPY=1 (CuPy's
+# rules on a NumPy stand-in: reductions go through host memory, as with an MPI that is not CUDA-aware)
+@pytest.mark.cuda
+def test_collectives_on_cuda_tensors():
+    if not mc.cuda_available():
+        pytest.skip("no cuda device (set NUMBA_ENABLE_CUDASIM=1)")
+    t = mc.tensor(np.arange(4.0) * (RANK + 1), device="cuda")
+    dist.all_reduce(t)
+    np.testing.assert_array_equal(t.numpy(), np.arange(4.0) * 3)
+    dist.broadcast(t, src=1)
+    dist.all_reduce(t, dist.ReduceOp.AVG)
+    np.testing.assert_array_equal(t.numpy(), np.arange(4.0) * 3)
+
+
+@pytest.mark.cuda
+def test_ddp_with_sync_batch_norm_on_cuda_equals_one_process_on_the_cpu():
+    if not mc.cuda_available():
+        pytest.skip("no cuda device (set NUMBA_ENABLE_CUDASIM=1)")
+    batches = [_data(4, s) for s in range(2)]
+    mc.manual_seed(1)
+    ref = Net()
+    ref.unused.requires_grad_(False)
+    _steps(ref, batches)
+    mc.manual_seed(1 if RANK == 0 else 100)
+    model = dist.SyncBatchNorm.convert_sync_batchnorm(Net()).to("cuda")
+    model.unused.requires_grad_(False)
+    ddp = dist.DistributedDataParallel(model, bucket_cap_mb=1e-6)
+    opt = mc.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1, momentum=0.9)
+    for x, y in batches:
+        opt.zero_grad()
+        half = slice(RANK * 2, RANK * 2 + 2)
+        F.cross_entropy(ddp(mc.tensor(x[half], device="cuda")), mc.tensor(y[half], device="cuda")).backward()
+        opt.step()
+    for (k, v), w in zip(ref.state_dict().items(), model.state_dict().values()):
+        np.testing.assert_allclose(w.numpy(), v.numpy(), rtol=1e-5, atol=1e-6, err_msg=k)
