@@ -19,3 +19,22 @@ from minicnn import backends, functional, nn, optim  # torch-style access: mc.nn
 from minicnn.summary import summary  # mc.summary is the function; the module is minicnn.summary's main's home
 
 cat = concat
+
+# ---- PyTorch's names: dtypes, devices, factories, tensor functions, torch.utils.data (issue 14) -----------
+from minicnn.dtypes import (bool_, double, float16, float32, float64, half, int8, int16, int32, int64,  # noqa: E402
+                            long, short, uint8, get_default_dtype)
+from minicnn.dtypes import ALIASES as _DTYPE_ALIASES  # noqa: E402
+from minicnn._device import device  # noqa: E402
+from minicnn.random import Generator  # noqa: E402
+from minicnn.ops.creation import *  # noqa: E402,F401,F403
+from minicnn.ops.indexing import (allclose, argmin, argsort, chunk, clamp, eq, equal, gather, ge, gt,  # noqa: E402
+                                  isclose, le, lt, masked_fill, ne, nonzero, norm, repeat, scatter, scatter_add,
+                                  sort, topk)
+from minicnn.ops.indexing import torch_max as max, torch_min as min, torch_where as where  # noqa: E402,F811
+from minicnn.ops.methods import clone, std  # noqa: E402
+from minicnn.ops.reduce import argmax  # noqa: E402
+from minicnn.autograd import set_grad_enabled  # noqa: E402
+from minicnn import autograd, backends, cuda, utils  # noqa: E402,F401
+
+globals().update(_DTYPE_ALIASES)            # mc.float, mc.int, mc.bool (they would shadow builtins if written out)
+inference_mode = no_grad

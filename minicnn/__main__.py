@@ -37,7 +37,8 @@ def _train_parser(sub):
     p.add_argument("--resume", metavar="CKPT", help="continue the run saved in this checkpoint")
     p.add_argument("--data", metavar="DIR", help="dataset folder (default: bundled MNIST; others "
                                                  "$MINICNN_DATA or ~/.cache/minicnn, downloaded if missing)")
-    p.add_argument("--limit-train", type=int, help=argparse.SUPPRESS)     # tests: the first N images only
+    p.add_argument("--train-size", "--limit-train", dest="limit_train", type=int, metavar="N",
+                   help="train on the first N training images only (short runs, tests)")
     p.add_argument("--limit-test", type=int, help=argparse.SUPPRESS)
 
 
@@ -66,8 +67,12 @@ def build_parser():
 
 def train(args):
     import minicnn as mc
+    from minicnn import distributed as dist
     from minicnn import train as T
     from minicnn.data import DownloadError
+    if dist.launched_world_size() > 1 and not dist.is_initialized():
+        dist.init_process_group()        # under mpiexec -n N: data-parallel, every rank runs this command
+    world, quiet = (dist.get_world_size(), dist.get_rank() > 0) if dist.is_initialized() else (1, False)
     given = {k: v for k, v in vars(args).items() if k not in ("command", "model", "resume")}
     if args.resume:
         if not os.path.exists(args.resume):
@@ -79,8 +84,10 @@ def train(args):
     else:
         cfg = T.config_for(args.model, **given)
     ckpt = os.path.join(cfg["out"], "checkpoint.npz")
-    print(f"training {cfg['model']} on {cfg['dataset']}: {cfg['epochs']} epochs, batch {cfg['batch_size']}, "
-          f"{cfg['optimizer']} lr {cfg['lr']} ({cfg['schedule']}), {cfg['device']}, seed {cfg['seed']} -> {cfg['out']}")
+    if not quiet:
+        print(f"training {cfg['model']} on {cfg['dataset']}: {cfg['epochs']} epochs, batch {cfg['batch_size']}, "
+              f"{cfg['optimizer']} lr {cfg['lr']} ({cfg['schedule']}), {cfg['device']}"
+              + (f" x {world} ranks" if world > 1 else "") + f", seed {cfg['seed']} -> {cfg['out']}")
     try:
         history, _ = T.fit(cfg, resume=args.resume)
     except T.NonFiniteLossError as e:
@@ -95,7 +102,7 @@ def train(args):
         print(f"\ninterrupted; continue with: python -m minicnn train {cfg['model']} --resume {ckpt}",
               file=sys.stderr)
         return 130
-    if history:
+    if history and not quiet:
         print(f"done: test accuracy {100 * history[-1]['test_acc']:.2f}% after {len(history)} epochs; "
               f"{cfg['out']}/metrics.csv, curves.png, checkpoint.npz")
     return 0
@@ -154,7 +161,11 @@ def main(argv=None):
     if argv and argv[0] in passthrough:
         return passthrough[argv[0]](argv[1:])
     args = build_parser().parse_args(argv)
-    return {"train": train, "evaluate": evaluate}[args.command](args)
+    rc = {"train": train, "evaluate": evaluate}[args.command](args)
+    if rc:                                   # one failed rank of a data-parallel run ends them all, or the
+        from minicnn import distributed      # others would wait for it forever in their next Allreduce
+        distributed.abort_all(rc)
+    return rc
 
 
 if __name__ == "__main__":

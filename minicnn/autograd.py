@@ -35,6 +35,17 @@ class enable_grad(no_grad):
         self.prev, _grad_enabled = _grad_enabled, True
 
 
+class set_grad_enabled(no_grad):
+    """``with mc.set_grad_enabled(training):`` records a graph only if ``mode``; called plainly, sets it."""
+    def __init__(self, mode):
+        global _grad_enabled
+        self.mode, self.prev, _grad_enabled = bool(mode), _grad_enabled, bool(mode)
+
+    def __enter__(self):
+        global _grad_enabled
+        _grad_enabled = self.mode
+
+
 class Function:
     """One differentiable op.  Subclasses define ``forward(*arrays) -> array`` and ``backward(gy) -> grads``.
 
@@ -55,6 +66,8 @@ class Function:
         out = Tensor._make(y, device)
         if _grad_enabled and any(t.requires_grad for t in tensors):
             self.inputs = tensors
+            for t in tensors:
+                t._consumed = True                   # an in-place op on t now would misroute gradients
             out.requires_grad, out._ctx = True, self
         return out
 
@@ -101,7 +114,7 @@ class Tensor:
         t = cls.__new__(cls)
         if not hasattr(data, "shape") or isinstance(data, np.generic):
             data = backend.array_module_for(device).asarray(data)
-        if device == "cuda" and backend.SIMULATED and not isinstance(data, backend.SimArray):
+        if device == "cuda" and not backend.HAS_CUPY and not isinstance(data, backend.SimArray):
             data = data.view(backend.SimArray)
         t.data, t.device, t.grad, t._ctx, t._leaf, t.requires_grad = data, device, None, None, False, False
         return t
@@ -128,8 +141,27 @@ class Tensor:
     def requires_grad_(self, flag=True):
         if flag and self.data.dtype.kind != "f":
             raise TypeError(f"requires_grad needs a floating-point tensor, got dtype {self.data.dtype}")
+        if flag and self._ctx is None:
+            self._leaf = True                        # e.g. a loader's batch made a leaf (saliency maps)
         self.requires_grad = bool(flag)
         return self
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(self)`` each time ``backward()`` has accumulated this leaf's gradient into ``.grad`` (once
+        per backward: the walk hands each leaf its summed gradient); returns a handle whose ``remove()`` undoes
+        it.  PyTorch's hook of that name; ``DistributedDataParallel`` starts reducing gradients from it."""
+        if not self.is_leaf:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf tensors")
+        hooks = self.__dict__.setdefault("_grad_hooks", {})
+        key = object()
+        hooks[key] = hook
+        return _HookHandle(hooks, key)
+
+    def retain_grad(self):
+        """Keep this non-leaf tensor's gradient in ``.grad`` at the next ``backward()`` (leaves always do)."""
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad: the tensor does not require grad")
+        self._retains_grad = True
 
     def numpy(self):
         """The values as a NumPy array (a copy off the GPU; shares memory on the CPU, like torch)."""
@@ -199,8 +231,15 @@ class Tensor:
         return id(self)
 
     # ---- the backward walk ------------------------------------------------------------------------------
-    def backward(self, gradient=None):
-        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``; ``gradient`` is needed for non-scalars."""
+    def backward(self, gradient=None, retain_graph=False, create_graph=False, _capture=None):
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``; ``gradient`` is needed for non-scalars.
+
+        The graph is freed on the way unless ``retain_graph`` (then backward can run through it again).  First
+        order only: ``create_graph=True`` is refused.  ``_capture`` (for ``grad()``): a dict whose keys are ids
+        of the tensors whose gradients to return in it, with leaves' ``.grad`` left alone."""
+        if create_graph:
+            raise NotImplementedError("backward: create_graph=True (higher-order gradients) is not supported; "
+                                      "minicnn's Functions compute first-order gradients only")
         if not self.requires_grad:
             raise RuntimeError("backward: this tensor does not require grad (no input of it has requires_grad=True)")
         if gradient is None:
@@ -218,13 +257,23 @@ class Tensor:
             g = grads.pop(id(t), None)
             if g is None:
                 continue
+            if _capture is not None and id(t) in _capture:
+                _capture[id(t)] = g
             if t._ctx is None:
                 if not t._leaf:
                     raise RuntimeError("backward: the graph was freed by an earlier backward(); "
-                                       "recompute the forward pass")
+                                       "recompute the forward pass, or pass retain_graph=True to the first")
+                if _capture is not None:
+                    continue
                 t._accumulate(g, given)
+                for hook in list(t.__dict__.get("_grad_hooks", {}).values()):
+                    hook(t)
                 continue
-            fn, t._ctx = t._ctx, None                # free the graph as we go: saved arrays die with fn
+            fn = t._ctx
+            if not retain_graph:
+                t._ctx = None                        # free the graph as we go: saved arrays die with fn
+            if t.__dict__.get("_retains_grad") and _capture is None:
+                t._accumulate(g, given)              # retain_grad(): a non-leaf keeps its gradient too
             gins = fn.backward(g)
             if not isinstance(gins, tuple):
                 gins = (gins,)
@@ -239,7 +288,8 @@ class Tensor:
                                        f"does not match input shape {inp.shape}")
                 prev = grads.get(id(inp))
                 grads[id(inp)] = gi if prev is None else prev + gi
-            fn.inputs = ()
+            if not retain_graph:
+                fn.inputs = ()
 
     def _accumulate(self, g, given):
         """Add ``g`` into ``.grad``.  A first gradient is stored without a copy unless its buffer already backs
@@ -257,6 +307,14 @@ class Tensor:
         else:
             given.add(id(root))
         self.grad = Tensor._make(g, self.device)
+
+
+class _HookHandle:
+    def __init__(self, hooks, key):
+        self.hooks, self.key = hooks, key
+
+    def remove(self):
+        self.hooks.pop(self.key, None)
 
 
 def _topological_order(root):
@@ -293,3 +351,47 @@ def tensor(data, dtype=None, device="cpu", requires_grad=False):
 def _ops():
     from minicnn import ops                         # the op library builds on this module
     return ops
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=None,
+         materialize_grads=False):
+    """The gradients of ``outputs`` with respect to ``inputs`` (a tuple, one per input), as
+    ``torch.autograd.grad``; nothing is accumulated into any ``.grad``.  ``grad_outputs`` weight the outputs
+    (needed for non-scalar ones); ``inputs`` may be leaves or intermediate tensors.  An input the outputs do not
+    depend on is an error unless ``allow_unused`` (then None, or zeros with ``materialize_grads``).  The graph
+    is freed unless ``retain_graph``.  First order only (``create_graph=True`` is refused)."""
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(f"grad: {len(grad_outputs)} grad_outputs for {len(outputs)} outputs")
+    for i, t in enumerate(inputs):
+        if not isinstance(t, Tensor) or not t.requires_grad:
+            raise RuntimeError(f"grad: input {i} does not require grad")
+    total = None                                     # one walk for all outputs: d/dx sum_i <outputs_i, g_i>
+    for i, (out, g) in enumerate(zip(outputs, grad_outputs)):
+        if not out.requires_grad:
+            raise RuntimeError(f"grad: output {i} does not require grad (it does not depend on any input "
+                               f"that requires grad)")
+        if g is None and out.data.size != 1:
+            raise RuntimeError(f"grad: output {i} has shape {out.shape}; pass grad_outputs for non-scalar outputs")
+        if g is not None and tuple(g.shape) != out.shape:
+            raise ValueError(f"grad: grad_outputs[{i}] has shape {tuple(g.shape)}, output {i} has {out.shape}")
+        term = out.sum() if g is None else (out * constant(_as_array(g, out.dtype, out.device), out.device)).sum()
+        total = term if total is None else total + term
+    capture = {id(t): None for t in inputs}
+    total.backward(retain_graph=bool(create_graph if retain_graph is None else retain_graph),
+                   create_graph=create_graph, _capture=capture)
+    result = []
+    for i, t in enumerate(inputs):
+        g = capture[id(t)]
+        if g is None:
+            if not (allow_unused or materialize_grads):
+                raise RuntimeError(f"grad: input {i} was not used to compute the outputs; pass allow_unused=True "
+                                   f"to get None for it")
+            result.append(Tensor._make(backend.get_array_module(t.data).zeros_like(t.data), t.device)
+                          if materialize_grads else None)
+        else:
+            result.append(Tensor._make(g.astype(t.dtype, copy=True), t.device))
+    return tuple(result)

@@ -38,6 +38,23 @@ def _cupy_works():
 
 
 HAS_CUPY = _cupy_works()
+_kernel_arg = None                              # set by use_cupy for a stand-in (see there)
+
+
+def use_cupy(module, kernel_arg=None):
+    """Make ``module`` the ``cuda`` device's array library in place of CuPy; returns a function that undoes it.
+
+    For tests: ``tests/strict_cupy.py`` is a NumPy-backed stand-in that refuses implicit conversion to NumPy and
+    NumPy operands exactly as CuPy does, so the device-agnostic code runs as on a GPU without one.  ``kernel_arg``
+    maps each CUDA kernel argument to what the kernel is launched with (the simulator needs NumPy arrays)."""
+    global cupy, HAS_CUPY, _kernel_arg
+    before = cupy, HAS_CUPY, _kernel_arg
+    cupy, HAS_CUPY, _kernel_arg = module, True, kernel_arg
+
+    def restore():
+        global cupy, HAS_CUPY, _kernel_arg
+        cupy, HAS_CUPY, _kernel_arg = before
+    return restore
 
 
 def cuda_available():
@@ -98,7 +115,10 @@ def launch(kernel, n, threads=THREADS_PER_BLOCK):
     if SIMULATED:                               # the simulator runs every thread of a block, needed or not
         threads = max(1, min(threads, int(n)))
     blocks = max(1, (int(n) + threads - 1) // threads)
-    return kernel[blocks, threads]
+    configured = kernel[blocks, threads]
+    if _kernel_arg is None:
+        return configured
+    return lambda *args: configured(*[_kernel_arg(a) for a in args])
 
 
 _pool = threading.local()

@@ -1,4 +1,5 @@
-"""Process-wide choices of how ops run, like ``torch.backends``: ``mc.backends.conv_algorithm``.
+"""Process-wide choices of how ops run, like ``torch.backends``: ``mc.backends.conv_algorithm``, and the switches
+PyTorch scripts set or query (``torch.backends.cudnn.benchmark = True``, ``torch.backends.mps.is_available()``).
 
     import minicnn as mc
     mc.backends.conv_algorithm = "auto"       # default: time the candidates on a shape's first call, keep the winner
@@ -17,6 +18,10 @@ geometry) runs every applicable candidate once to warm up (JIT compilation, buff
 caches the fastest for the process; the machine decides, not a rule of thumb.  ``conv_choices`` holds what was
 chosen (and ``conv_timings`` the candidates' times), so a profile can show it.
 """
+import types
+
+__all__ = ["conv_algorithm", "conv_choices", "conv_timings", "reset", "CONV_ALGORITHMS", "cudnn", "mps"]
+
 CONV_ALGORITHMS = ("im2col", "im2col_gemm", "gemm_1x1", "winograd", "direct")
 
 conv_algorithm = "auto"
@@ -28,3 +33,10 @@ def reset():
     """Forget every autotuned choice (the next call of each shape measures again)."""
     conv_choices.clear()
     conv_timings.clear()
+
+
+# minicnn has no cuDNN and no Apple GPU backend: the cuDNN flags are accepted and change nothing (minicnn always
+# autotunes its own convolutions unless conv_algorithm names one), and MPS is never available.
+cudnn = types.SimpleNamespace(benchmark=False, deterministic=False, enabled=True, allow_tf32=True,
+                              is_available=lambda: False)
+mps = types.SimpleNamespace(is_available=lambda: False, is_built=lambda: False)

@@ -2,7 +2,9 @@
 
 A flat ``{name: array}`` state dict is stored under its own keys, so ``np.load(path)["conv1.weight"]`` works.
 Nested checkpoints (model, optimizer, epoch, RNG state) store each array under its path (``model/conv1.weight``)
-and the rest of the structure (numbers, strings, lists, dicts) as JSON in the entry ``__minicnn_tree__``.
+and the rest of the structure (numbers, strings, lists, dicts) as JSON in the entry ``__minicnn_tree__``, which
+also records which arrays were Tensors, so ``load`` gives Tensors back as Tensors and arrays as arrays.  No
+pickle is written or read; the file name is free (``.npz``, ``.pt``, ...).
 """
 import contextlib
 import json
@@ -62,8 +64,12 @@ def _current_umask():
 _UMASK = _current_umask()
 
 
-def load(path):
-    """Read what ``save`` wrote.  A missing, truncated or corrupt file raises an error naming the file."""
+def load(path, map_location=None, weights_only=None, **kwargs):
+    """Read what ``save`` wrote: Tensors come back as Tensors (on ``map_location``: "cpu", "cuda" or an
+    ``mc.device``; default cpu), NumPy arrays as arrays, numbers, strings, lists, tuples and dicts as they were.
+    Any file name works (``model.pt`` too); nothing is unpickled, so ``weights_only`` is always true.
+    A missing, truncated or corrupt file raises an error naming the file."""
+    device = backend.check_device(map_location) if map_location is not None else None
     if not os.path.exists(path):
         raise FileNotFoundError(f"mc.load: no such file: {path}")
     try:
@@ -75,18 +81,22 @@ def load(path):
     if _TREE not in arrays:                      # a plain .npz of named arrays (e.g. converted weights)
         return arrays
     try:
-        return _decode(json.loads(arrays.pop(_TREE).tobytes().decode()), arrays)
+        return _decode(json.loads(arrays.pop(_TREE).tobytes().decode()), arrays, device)
     except (KeyError, ValueError, TypeError) as e:
         raise ValueError(f"mc.load: {path} has a damaged structure entry ({e})") from None
 
 
 def _encode(obj, prefix, arrays):
-    if isinstance(obj, Tensor):
-        obj = obj.data
+    if isinstance(obj, Tensor):                  # stored as its array, read back as a Tensor
+        key = prefix or "array"
+        arrays[key] = backend.to_cpu(obj.data)
+        return {"tensor": key}
     if hasattr(obj, "__array__") and not isinstance(obj, (list, tuple, dict, str, bool, int, float)) or \
             isinstance(obj, np.generic):
         key = prefix or "array"
         arrays[key] = backend.to_cpu(obj) if not isinstance(obj, np.generic) else np.asarray(obj)
+        if arrays[key].dtype.hasobject:          # np.savez would pickle it, and load() reads no pickles
+            raise TypeError(f"mc.save: cannot store an array of dtype object at '{key}'")
         return {"array": key}
     if isinstance(obj, dict):
         if not all(isinstance(k, str) for k in obj):
@@ -101,18 +111,20 @@ def _encode(obj, prefix, arrays):
     raise TypeError(f"mc.save: cannot store an object of type {type(obj).__name__} at '{prefix}'")
 
 
-def _decode(node, arrays):
+def _decode(node, arrays, device=None):
     (kind, v), = node.items()
     if kind == "array":
         return arrays[v]
+    if kind == "tensor":
+        return Tensor._make(backend.to_device(arrays[v], device or "cpu"), device or "cpu")
     if kind == "dict":
-        return {k: _decode(x, arrays) for k, x in v.items()}
+        return {k: _decode(x, arrays, device) for k, x in v.items()}
     if kind == "dict_items":
-        return {_decode(k, arrays): _decode(x, arrays) for k, x in v}
+        return {_decode(k, arrays, device): _decode(x, arrays, device) for k, x in v}
     if kind == "list":
-        return [_decode(x, arrays) for x in v]
+        return [_decode(x, arrays, device) for x in v]
     if kind == "tuple":
-        return tuple(_decode(x, arrays) for x in v)
+        return tuple(_decode(x, arrays, device) for x in v)
     if kind == "value":
         return v
     raise ValueError(f"unknown entry kind {kind!r}")

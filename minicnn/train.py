@@ -18,24 +18,17 @@ from tqdm import tqdm
 
 import minicnn as mc
 import minicnn.functional as F
-from minicnn import backend, optim
+from minicnn import backend, distributed, optim
 from minicnn import random as mc_random
 from minicnn.serialization import atomic_write
-from minicnn.data import CIFAR10, CIFAR100, MNIST, DataLoader, FashionMNIST, Subset
-from minicnn.data import transforms as T
+from minicnn.data import DataLoader, DistributedSampler
 from minicnn.models import get_model
+from minicnn.tasks import task_for
+from minicnn.tasks.classification import AUX_WEIGHT, DATASETS, build_datasets, evaluate  # noqa: F401
+from minicnn.tasks.classification import classification_loss as _loss  # noqa: F401
 
 __all__ = ["DATASETS", "DEFAULTS", "NonFiniteLossError", "config_for", "build_datasets", "build_model",
            "fit", "train_one_epoch", "evaluate", "load_weights"]
-
-DATASETS = {        # file format class, per-channel mean and std of the training images, training augmentation
-    "mnist": (MNIST, (0.1307,), (0.3081,), lambda: [T.RandomCrop(28, padding=2)]),          # shifts <= 2 px
-    "fashion-mnist": (FashionMNIST, (0.2860,), (0.3530,), lambda: [T.RandomCrop(28, padding=2)]),
-    "cifar10": (CIFAR10, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616),
-                lambda: [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()]),
-    "cifar100": (CIFAR100, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762),
-                 lambda: [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()]),
-}
 
 # Per-model defaults.  lenet5's reach 99.26-99.35% MNIST test accuracy (seeds 0-4) in 65-100 s of
 # training on a 2-core CPU (idle, or shared with other work); without the random shifts and weight decay, 98.99-99.28%.
@@ -48,8 +41,6 @@ DEFAULTS = {
 FALLBACK = dict(dataset="cifar10", epochs=30, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9,
                 weight_decay=5e-4, schedule="cosine", threads=None)
 COMMON = dict(device="cpu", seed=0, out=None, data=None, augment=True, limit_train=None, limit_test=None)
-AUX_WEIGHT = 0.3            # GoogLeNet (Szegedy et al. 2015, section 5): auxiliary losses weighted by 0.3
-EVAL_BATCH = 1000
 
 
 class NonFiniteLossError(RuntimeError):
@@ -76,24 +67,6 @@ def set_threads(n):
     return backend.set_num_threads(n)
 
 
-def build_datasets(name, root=None, limit_train=None, limit_test=None, augment=True):
-    """(train set, test set, number of classes) for a dataset name: normalised, the training set augmented."""
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; available: {', '.join(DATASETS)}")
-    cls, mean, std, augmentation = DATASETS[name]
-    normalize = T.Normalize(mean, std)
-    train_tf = T.Compose(augmentation() + [normalize]) if augment else normalize
-    download = not (cls is MNIST and root is None)      # fetches only missing or damaged files; MNIST is bundled
-    train = cls(root, train=True, transform=train_tf, download=download)
-    test = cls(root, train=False, transform=normalize, download=False)
-    classes = len(train.classes)
-    if limit_train:
-        train = Subset(train, range(min(limit_train, len(train))))
-    if limit_test:
-        test = Subset(test, range(min(limit_test, len(test))))
-    return train, test, classes
-
-
 def build_model(name, num_classes, device="cpu"):
     return get_model(name, num_classes=num_classes).to(device)
 
@@ -116,25 +89,16 @@ def build_scheduler(cfg, optimizer):
     return None
 
 
-def _loss(out, y):
-    """Cross-entropy of the main logits plus ``AUX_WEIGHT`` x each auxiliary head's (models returning tuples)."""
-    if isinstance(out, (tuple, list)):
-        main, aux = out[0], out[1:]
-        loss = F.cross_entropy(main, y)
-        for a in aux:
-            loss = loss + AUX_WEIGHT * F.cross_entropy(a, y)
-        return loss, main
-    return F.cross_entropy(out, y), out
-
-
-def train_one_epoch(model, loader, optimizer, epoch, epochs):
-    """One pass over ``loader`` with a progress bar; returns (mean loss, accuracy, images per second)."""
+def train_one_epoch(model, loader, optimizer, epoch, epochs, task=None):
+    """One pass over ``loader`` with a progress bar, the loss of each batch from ``task`` (default:
+    classification); returns (mean loss, the task's training metrics (dict), images per second)."""
+    task = task or task_for("mnist")
     model.train()
-    total_loss, correct, seen, start = 0.0, 0, 0, time.perf_counter()
+    total_loss, sums, seen, start = 0.0, {}, 0, time.perf_counter()
     bar = tqdm(loader, total=len(loader), desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=False,
-               file=sys.stderr, dynamic_ncols=True)
+               file=sys.stderr, dynamic_ncols=True, disable=not _main_rank())
     for b, (x, y) in enumerate(bar):
-        loss, logits = _loss(model(x), y)
+        loss, n, stats = task.batch_loss(model, x, y)
         value = loss.item()
         if not math.isfinite(value):
             bar.close()
@@ -142,28 +106,13 @@ def train_one_epoch(model, loader, optimizer, epoch, epochs):
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        n = len(y)
         total_loss += value * n
-        correct += int((logits.data.argmax(axis=1) == y.data).sum())
+        for k, v in stats.items():
+            sums[k] = sums.get(k, 0) + v
         seen += n
         if b % 10 == 0 or b == len(loader) - 1:
             bar.set_postfix(loss=f"{total_loss / seen:.4f}", img_s=f"{seen / (time.perf_counter() - start):.0f}")
-    return total_loss / seen, correct / seen, seen / (time.perf_counter() - start)
-
-
-def evaluate(model, loader):
-    """(mean loss, predicted classes, true classes) over ``loader``, in eval mode without a graph."""
-    model.eval()
-    total, preds, targets = 0.0, [], []
-    with mc.no_grad():
-        for x, y in loader:
-            out = model(x)
-            logits = out[0] if isinstance(out, (tuple, list)) else out
-            total += F.cross_entropy(logits, y).item() * len(y)
-            preds.append(backend.to_cpu(logits.data.argmax(axis=1)))
-            targets.append(backend.to_cpu(y.data))
-    preds, targets = np.concatenate(preds), np.concatenate(targets)
-    return total / len(targets), preds, targets
+    return total_loss / seen, task.train_metrics(sums, seen), seen / (time.perf_counter() - start)
 
 
 def load_weights(model, path):
@@ -187,16 +136,18 @@ def write_metrics(out, history):
     _write_atomic(os.path.join(out, "metrics.csv"), write)
 
 
-def plot_curves(out, history):
-    """``curves.png``: train/test loss and accuracy per epoch (matplotlib's Agg canvas, no display needed)."""
+def plot_curves(out, history, panels=(("loss", "loss"), ("acc", "accuracy"))):
+    """``curves.png``: train/test loss and metrics per epoch, one panel per (key, label) of ``panels``, each
+    plotting the history's ``train_<key>`` and ``test_<key>`` columns that exist (matplotlib's Agg canvas)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     epochs = [h["epoch"] for h in history]
-    fig = Figure(figsize=(10, 4))
+    fig = Figure(figsize=(5 * len(panels), 4))
     FigureCanvasAgg(fig)
-    for ax, key, label in zip(fig.subplots(1, 2), ("loss", "acc"), ("loss", "accuracy")):
-        ax.plot(epochs, [h[f"train_{key}"] for h in history], "o-", label="train")
-        ax.plot(epochs, [h[f"test_{key}"] for h in history], "s-", label="test")
+    for ax, (key, label) in zip(np.atleast_1d(fig.subplots(1, len(panels))), panels):
+        for split, style in (("train", "o-"), ("test", "s-")):
+            if f"{split}_{key}" in history[0]:
+                ax.plot(epochs, [h[f"{split}_{key}"] for h in history], style, label=split)
         ax.set_xlabel("epoch")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
@@ -251,6 +202,11 @@ def fit(cfg, resume=None, log=print):
             restore_threads()
 
 
+def _main_rank():
+    """True in one process, and on rank 0 of a data-parallel run: the one that prints and writes files."""
+    return not distributed.is_initialized() or distributed.get_rank() == 0
+
+
 def _fit(cfg, resume, log):
     device = backend.check_device(cfg["device"])
     state = mc.load(resume) if resume is not None else None
@@ -258,37 +214,54 @@ def _fit(cfg, resume, log):
         if state is not None and cfg[key] != state["config"][key]:
             raise ValueError(f"cannot resume a run of {key} {state['config'][key]!r} as {key} {cfg[key]!r}")
     mc.manual_seed(cfg["seed"])
-    train_set, test_set, num_classes = build_datasets(cfg["dataset"], cfg["data"], cfg["limit_train"],
-                                                      cfg["limit_test"], cfg.get("augment", True))
+    task = task_for(cfg["dataset"])
+    train_set, test_set, num_classes = task.build_datasets(cfg)
     model = build_model(cfg["model"], num_classes, device)
     optimizer = build_optimizer(cfg, model.parameters())
     scheduler = build_scheduler(cfg, optimizer)
-    train_loader = DataLoader(train_set, cfg["batch_size"], shuffle=True, seed=cfg["seed"], device=device)
-    test_loader = DataLoader(test_set, EVAL_BATCH, seed=cfg["seed"], device=device)
+    # data-parallel under mpiexec (minicnn.distributed): batch_size is the global batch, each rank takes its
+    # share of it (DistributedSampler: the one-process order, dealt out), gradients are averaged (DDP)
+    world = distributed.get_world_size() if distributed.is_initialized() else 1
+    if cfg["batch_size"] % world:
+        raise ValueError(f"batch size {cfg['batch_size']} does not divide among {world} ranks")
+    sampler = DistributedSampler(train_set, seed=cfg["seed"]) if world > 1 else None
+    net = distributed.DistributedDataParallel(model) if world > 1 else model
+    train_loader = DataLoader(train_set, cfg["batch_size"] // world, shuffle=sampler is None, seed=cfg["seed"],
+                              device=device, collate_fn=task.collate, sampler=sampler)
+    test_loader = DataLoader(test_set, task.eval_batch_size, seed=cfg["seed"], device=device,
+                             collate_fn=task.collate)
     history, start = [], 0
     if state is not None:
         _restore(state, model, optimizer, scheduler, train_loader)
         _continue_with(cfg, state["config"], optimizer, scheduler)
         history, start = list(state["history"]), int(state["epoch"])
-        log(f"resumed from {resume} after epoch {start}")
+        if sampler is not None:
+            sampler.seed = train_loader.seed
+        if _main_rank():
+            log(f"resumed from {resume} after epoch {start}")
     os.makedirs(cfg["out"], exist_ok=True)
     ckpt = os.path.join(cfg["out"], "checkpoint.npz")
     for epoch in range(start, cfg["epochs"]):
         t0, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
         train_loader.set_epoch(epoch)
-        train_loss, train_acc, speed = train_one_epoch(model, train_loader, optimizer, epoch, cfg["epochs"])
-        test_loss, preds, targets = evaluate(model, test_loader)
+        train_loss, train_metrics, speed = train_one_epoch(net, train_loader, optimizer, epoch, cfg["epochs"],
+                                                           task)
+        if world > 1:                                # this rank's shard -> the whole (equal shards)
+            train_loss, train_metrics, speed = distributed.mean_over_ranks(train_loss, train_metrics, speed * world)
+        test_metrics = task.evaluate(model, test_loader)
         if scheduler is not None:
             scheduler.step()
         seconds = time.perf_counter() - t0
-        history.append(dict(epoch=epoch + 1, train_loss=round(train_loss, 6), train_acc=round(train_acc, 6),
-                            test_loss=round(test_loss, 6), test_acc=round(float((preds == targets).mean()), 6),
-                            lr=lr, seconds=round(seconds, 2)))
+        metrics = {k: round(float(v), 6) for k, v in {**train_metrics, **test_metrics}.items()}
+        history.append(dict(epoch=epoch + 1, train_loss=round(train_loss, 6), **metrics, lr=lr,
+                            seconds=round(seconds, 2)))
+        if not _main_rank():                         # the ranks hold the same weights: rank 0 writes
+            continue
         mc.save(_checkpoint(cfg, model, optimizer, scheduler, train_loader, epoch + 1, history), ckpt)
         write_metrics(cfg["out"], history)
-        plot_curves(cfg["out"], history)
+        plot_curves(cfg["out"], history, task.curves)
+        task.picture(model, test_set, cfg["out"], device)
         h = history[-1]
-        log(f"epoch {epoch + 1}/{cfg['epochs']}  train loss {h['train_loss']:.4f}  train acc "
-            f"{100 * h['train_acc']:.2f}%  test acc {100 * h['test_acc']:.2f}%  lr {lr:.4g}  "
-            f"{speed:.0f} img/s  {seconds:.1f} s")
+        log(f"epoch {epoch + 1}/{cfg['epochs']}  train loss {h['train_loss']:.4f}  {task.describe(h)}  "
+            f"lr {lr:.4g}  {speed:.0f} img/s  {seconds:.1f} s")
     return history, model

@@ -9,9 +9,22 @@ from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-settings.register_profile("minicnn", deadline=None, max_examples=25, derandomize=True,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.load_profile("minicnn")
+if os.environ.get("MINICNN_STRICT_CUPY") == "1":     # the cuda device on a strict CuPy stand-in (tests/run.sh)
+    import strict_cupy
+
+    from minicnn import backend
+    backend.use_cupy(strict_cupy.module, strict_cupy.kernel_arg)
+
+# Hypothesis profiles.  "ci" (chosen when the environment variable CI is set, as CI services and .ci/run do):
+# derandomised, so every CI run draws the same examples and a red run is reproducible.  "dev" (otherwise): a
+# fresh random draw each run, so a developer's runs keep exploring new shapes; a failing example is printed,
+# and saved in .hypothesis/ so the next run tries it first.  HYPOTHESIS_PROFILE=ci|dev (or pytest's
+# --hypothesis-profile) picks one explicitly.
+_HYPOTHESIS = dict(deadline=None, max_examples=25,
+                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("ci", derandomize=True, **_HYPOTHESIS)
+settings.register_profile("dev", derandomize=False, print_blob=True, **_HYPOTHESIS)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI") else "dev"))
 
 
 def pytest_collection_modifyitems(config, items):

@@ -135,11 +135,16 @@ def test_gradcheck_samples_big_inputs():
     assert mc.gradcheck(lambda t: (t * t).sum(axis=1), [randn(40, 40)], max_elements=20)
 
 
-def test_device_mismatch_is_an_error():
-    if not mc.cuda_available():
-        pytest.skip("needs the cuda device (real or simulated)")
-    with pytest.raises(RuntimeError, match="one device"):
-        mc.tensor([1.0]) + mc.tensor([1.0], device="cuda")
+@pytest.mark.parametrize("device", ["cuda"])                 # the device param gives it the cuda marker
+@pytest.mark.skipif(not mc.cuda_available(), reason="needs a GPU, or NUMBA_ENABLE_CUDASIM=1 for the simulator")
+def test_device_mismatch_is_an_error(device):
+    a, b = mc.tensor([[1.0, 2.0]], requires_grad=True), mc.tensor([[1.0], [3.0]], device=device)
+    for op in (lambda: a + b, lambda: b * a, lambda: a @ b, lambda: F.linear(a, b.reshape(1, 2))):
+        with pytest.raises(RuntimeError, match=f"expected all tensors on one device, got (cpu and {device}|"
+                                               f"{device} and cpu)"):
+            op()
+    assert a.grad is None and b.device == device
+    np.testing.assert_array_equal((a.to(device) @ b).numpy(), [[7.0]])   # same device: fine
 
 
 def test_leaf_gradients_never_share_memory():

@@ -3,6 +3,10 @@
 A dataset holds ``data`` (uint8, ``(N, C, H, W)``) and ``targets`` (int64, ``(N,)``).  ``get_batch(indices, rng)``
 turns the chosen images into float32 in ``[0, 1]`` and applies the transform to the whole batch at once, which
 is what the ``DataLoader`` calls; ``dataset[i]`` is the same for one image, like torchvision's.
+
+A transform with a per-sample step (torchvision's ``ToTensor``, ``Resize``, any plain function) is called the
+torchvision way instead: once per image, on a PIL image (mode ``L`` or ``RGB``), with ``target_transform`` on
+the int label; ``get_batch`` then stacks the results.
 """
 import os
 
@@ -38,9 +42,29 @@ class VisionDataset:
     def __len__(self):
         return len(self.data)
 
+    @property
+    def per_sample(self):
+        from minicnn.data.sample_transforms import is_per_sample
+        return is_per_sample(self.transform)
+
+    def sample(self, i, rng=None):
+        """Image ``i`` the torchvision way: the PIL image through ``transform``, the int label through
+        ``target_transform``."""
+        from PIL import Image
+        img = self.data[i]
+        img = Image.fromarray(img[0] if img.shape[0] == 1 else np.ascontiguousarray(img.transpose(1, 2, 0)))
+        if self.transform is not None:
+            img = apply_transform(self.transform, img, rng)
+        y = int(self.targets[i])
+        return img, (self.target_transform(y) if self.target_transform is not None else y)
+
     def get_batch(self, indices, rng=None):
         """float32 images ``(B, C, H, W)`` (scaled to ``[0, 1]`` if stored as uint8, then transformed) and int64
         labels ``(B,)`` for the int array ``indices``; ``rng`` drives random transforms."""
+        if self.per_sample:
+            items = [self.sample(int(i), rng) for i in np.asarray(indices).reshape(-1)]
+            return (np.stack([np.asarray(x, dtype=np.float32) for x, _ in items]),
+                    np.asarray([y for _, y in items]))
         x = self.data[indices]
         x = x.astype(np.float32) / np.float32(255) if x.dtype == np.uint8 else x.astype(np.float32)
         y = self.targets[indices]
@@ -49,6 +73,8 @@ class VisionDataset:
     def __getitem__(self, i):
         if not -len(self) <= i < len(self):
             raise IndexError(f"{type(self).__name__}: index {i} out of range for {len(self)} images")
+        if self.per_sample:
+            return self.sample(int(i) % len(self))
         x, y = self.get_batch(np.array([i % len(self)]))
         return x[0], int(y[0])
 
@@ -79,3 +105,14 @@ class Subset:
 
     def __getitem__(self, i):
         return self.dataset[int(self.indices[i])]
+
+
+_TORCHVISION_NAMES = ("MNIST", "FashionMNIST", "CIFAR10", "CIFAR100", "ImageFolder", "DatasetFolder")
+
+
+def __getattr__(name):
+    """``from minicnn.data import datasets; datasets.MNIST(...)``, as ``torchvision.datasets``."""
+    if name in _TORCHVISION_NAMES:
+        import minicnn.data
+        return getattr(minicnn.data, name)
+    raise AttributeError(f"module 'minicnn.data.datasets' has no attribute '{name}'")

@@ -27,20 +27,29 @@ class DataLoader:
     and augmentation (default: drawn from minicnn's generator, so ``mc.manual_seed`` decides).  ``prefetch``
     batches are prepared ahead in a background thread (0: everything in the caller's thread).
     The dataset needs ``__len__`` and either ``get_batch(indices, rng)`` or ``__getitem__`` -> (image, label).
+    ``collate_fn(samples) -> (images, targets)`` builds a batch from a list of ``dataset[i]`` instead (e.g.
+    detection targets kept as a list of dicts): images become a Tensor on ``device``, targets an int64 Tensor
+    when they are an array, and are handed over unchanged otherwise.
+    ``sampler`` (e.g. a ``DistributedSampler``; excludes ``shuffle``) gives the indices of each epoch instead: the
+    loader sets its epoch to the one it serves, and mixes its ``rank`` into the augmentation's seed.
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None, device="cpu",
-                 prefetch=2):
+                 prefetch=2, collate_fn=None, sampler=None):
         if int(batch_size) < 1:
             raise ValueError(f"DataLoader: batch_size must be >= 1, got {batch_size}")
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler option is mutually exclusive with shuffle")
+        self.sampler = sampler
         self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, int(batch_size), shuffle, drop_last
         self.seed = int(seed) if seed is not None else int(mc_random.generator().integers(2 ** 31))
         self.device = backend.check_device(device)
         self.prefetch = int(prefetch)
+        self.collate_fn = collate_fn
         self.epoch = 0                               # the epoch the next ``iter()`` will serve
 
     def __len__(self):
-        n, b = len(self.dataset), self.batch_size
+        n, b = len(self.sampler if self.sampler is not None else self.dataset), self.batch_size
         return n // b if self.drop_last else (n + b - 1) // b
 
     # ---- resuming -----------------------------------------------------------------------------------------
@@ -57,25 +66,33 @@ class DataLoader:
     # ---- batches ------------------------------------------------------------------------------------------
     def order(self, epoch):
         """The dataset indices of ``epoch`` in the order they are served."""
+        if self.sampler is not None:
+            if hasattr(self.sampler, "set_epoch"):
+                self.sampler.set_epoch(epoch)
+            return np.fromiter(iter(self.sampler), np.int64)
         n = len(self.dataset)
         return np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
 
     def _make_batch(self, epoch, b, indices):
-        rng = np.random.default_rng([self.seed, epoch, b])
-        if hasattr(self.dataset, "get_batch"):
+        ranks = getattr(self.sampler, "num_replicas", 1) > 1        # ranks draw different augmentations
+        rng = np.random.default_rng([self.seed, epoch, b] + ([self.sampler.rank] if ranks else []))
+        if self.collate_fn is not None:
+            x, y = self.collate_fn([self.dataset[int(i)] for i in indices])
+        elif hasattr(self.dataset, "get_batch"):
             x, y = self.dataset.get_batch(indices, rng)
         else:
             items = [self.dataset[int(i)] for i in indices]
             x = np.stack([np.asarray(im, dtype=np.float32) for im, _ in items])
             y = np.asarray([label for _, label in items], dtype=np.int64)
         x = np.ascontiguousarray(x, dtype=np.float32)
-        y = np.asarray(y, dtype=np.int64)
+        keep_y = self.collate_fn is not None and not isinstance(y, np.ndarray)
+        y = y if keep_y else np.asarray(y, dtype=np.int64)
         if not np.isfinite(x).all():                 # fail here, naming the samples, not as a nan loss later
             bad = sorted({int(indices[i]) for i in np.nonzero(~np.isfinite(x.reshape(len(x), -1)).all(1))[0]})
             raise ValueError(f"DataLoader: dataset samples {bad[:10]} hold NaN or infinite values "
                              f"(batch {b} of epoch {epoch}); clean or drop them")
         return (Tensor._make(backend.to_device(x, self.device), self.device),
-                Tensor._make(backend.to_device(y, self.device), self.device))
+                y if keep_y else Tensor._make(backend.to_device(y, self.device), self.device))
 
     def _batches(self, epoch):
         order, B = self.order(epoch), self.batch_size

@@ -14,6 +14,7 @@ import numpy as np
 
 from minicnn.data.datasets import VisionDataset, default_root
 from minicnn.data.download import download_url, md5_file
+from minicnn.serialization import atomic_write
 
 __all__ = ["MNIST", "FashionMNIST", "read_idx", "BUNDLED_MNIST"]
 
@@ -110,10 +111,24 @@ class MNIST(VisionDataset):
         return False
 
     def download(self):
-        """Fetch every missing or damaged file into ``raw_folder`` (each verified, each written atomically)."""
+        """Fetch every missing or damaged file into ``raw_folder`` (each verified, each written atomically).
+        MNIST's come from the copy bundled with minicnn, decompressed, so ``download=True`` needs no network."""
         for filename, md5 in self.resources:
-            if not self._present(filename, md5):
+            if not self._present(filename, md5) and not self._from_bundled(filename):
                 download_url([m + filename for m in self.mirrors], os.path.join(self.raw_folder, filename), md5)
+
+    def _from_bundled(self, filename):
+        """Write the bundled copy of ``filename``, decompressed, into ``raw_folder`` if its contents have the
+        official MD5; False if there is none (or it is not the file asked for)."""
+        src = os.path.join(self.bundled, filename) if self.bundled is not None else None
+        if src is None or not os.path.exists(src):
+            return False
+        raw = _read_bytes(src)
+        if hashlib.md5(raw, usedforsecurity=False).hexdigest() != self.payload_md5.get(filename[:-3]):
+            return False
+        with atomic_write(os.path.join(self.raw_folder, filename[:-3])) as f:
+            f.write(raw)
+        return True
 
 
 class FashionMNIST(MNIST):

@@ -98,3 +98,11 @@ class RandomHorizontalFlip(Transform):
         xp = get_array_module(x)
         flip = xp.asarray(rng.random(x.shape[0]) < self.p)
         return xp.where(flip[:, None, None, None], x[..., ::-1], x)
+
+
+# torchvision's per-sample transforms (ToTensor, Resize, ...).  Compose, Normalize, RandomCrop and
+# RandomHorizontalFlip are replaced by subclasses that also take one image; on a batch they run the code above.
+from minicnn.data.sample_transforms import (CenterCrop, Compose, Lambda, Normalize, PILToTensor,  # noqa: E402,F811
+                                            RandomCrop, RandomHorizontalFlip, RandomVerticalFlip, Resize,
+                                            ToPILImage, ToTensor)
+__all__ += ["ToTensor", "PILToTensor", "ToPILImage", "Resize", "CenterCrop", "Lambda", "RandomVerticalFlip"]

@@ -2,8 +2,9 @@
 from minicnn.autograd import Function
 from minicnn.backend import get_array_module
 
-__all__ = ["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax",
-           "ReLUFn", "LeakyReLUFn", "SigmoidFn", "TanhFn", "SoftmaxFn", "LogSoftmaxFn"]
+__all__ = ["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "relu6", "silu", "hardswish",
+           "hardsigmoid", "ReLUFn", "LeakyReLUFn", "SigmoidFn", "TanhFn", "SoftmaxFn", "LogSoftmaxFn", "ReLU6Fn",
+           "SiLUFn", "HardswishFn", "HardsigmoidFn"]
 
 
 class ReLUFn(Function):
@@ -46,6 +47,50 @@ class TanhFn(Function):
 
     def backward(self, gy):
         return gy * (1 - self.y * self.y)
+
+
+class ReLU6Fn(Function):
+    """min(max(x, 0), 6) (MobileNet's ReLU6, Sandler et al. 2018 §3.2); the gradient is 1 strictly inside
+    (0, 6) and 0 elsewhere, as PyTorch's hardtanh."""
+    def forward(self, x):
+        self.inside = (x > 0) & (x < 6)
+        return get_array_module(x).clip(x, 0, 6)
+
+    def backward(self, gy):
+        return gy * self.inside
+
+
+class SiLUFn(Function):
+    """x * sigmoid(x) (SiLU, Elfwing et al. 2017; "Swish" in EfficientNet); dy/dx = s (1 + x (1 - s))."""
+    def forward(self, x):
+        self.x, self.s = x, 0.5 * (1 + get_array_module(x).tanh(0.5 * x))
+        return x * self.s
+
+    def backward(self, gy):
+        return gy * self.s * (1 + self.x * (1 - self.s))
+
+
+class HardswishFn(Function):
+    """x * relu6(x + 3) / 6 (Howard et al. 2019, MobileNetV3 eq. 2); dy/dx = 0 below -3, (2x + 3) / 6 on
+    [-3, 3], 1 above 3 (PyTorch's choice at the two kinks)."""
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.x = x
+        return x * xp.clip(x + 3, 0, 6) / 6
+
+    def backward(self, gy):
+        x, xp = self.x, get_array_module(self.x)
+        return gy * xp.where(x < -3, 0, xp.where(x <= 3, (2 * x + 3) / 6, 1)).astype(x.dtype)
+
+
+class HardsigmoidFn(Function):
+    """relu6(x + 3) / 6; dy/dx = 1/6 strictly inside (-3, 3), 0 elsewhere."""
+    def forward(self, x):
+        self.inside = (x > -3) & (x < 3)
+        return get_array_module(x).clip(x + 3, 0, 6) / 6
+
+    def backward(self, gy):
+        return gy * self.inside / 6
 
 
 class SoftmaxFn(Function):
@@ -109,6 +154,26 @@ def sigmoid(input):
 def tanh(input):
     _check_float("tanh", input)
     return TanhFn()(input)
+
+
+def relu6(input, inplace=False):
+    _check_float("relu6", input)
+    return ReLU6Fn()(input)
+
+
+def silu(input, inplace=False):
+    _check_float("silu", input)
+    return SiLUFn()(input)
+
+
+def hardswish(input, inplace=False):
+    _check_float("hardswish", input)
+    return HardswishFn()(input)
+
+
+def hardsigmoid(input, inplace=False):
+    _check_float("hardsigmoid", input)
+    return HardsigmoidFn()(input)
 
 
 def softmax(input, dim=None):

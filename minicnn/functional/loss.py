@@ -3,7 +3,7 @@ import numpy as np
 
 from minicnn import ops
 from minicnn.autograd import Function, Tensor, constant
-from minicnn.backend import get_array_module, to_cpu
+from minicnn.backend import device_of, get_array_module
 from minicnn.functional.activation import log_softmax, relu
 
 __all__ = ["cross_entropy", "nll_loss", "mse_loss", "binary_cross_entropy_with_logits", "smooth_l1_loss",
@@ -36,11 +36,12 @@ class NLLLossFn(Function):
     def forward(self, logp, target):
         xp = get_array_module(logp)
         valid = target != self.ignore_index
-        self.t = xp.where(valid, target, 0)
+        outside = valid & ((target < 0) | (target >= logp.shape[1]))    # only unchecked device targets
+        self.t = xp.where(valid & ~outside, target, 0)
         w = self.weight[self.t] if self.weight is not None else xp.ones(len(target), logp.dtype)
         self.w = (w * valid).astype(logp.dtype)
         self.shape, self.rows = logp.shape, xp.arange(len(target))
-        return -logp[self.rows, self.t] * self.w
+        return xp.where(outside, xp.nan, -logp[self.rows, self.t] * self.w).astype(logp.dtype, copy=False)
 
     def backward(self, gy):
         gx = get_array_module(gy).zeros(self.shape, gy.dtype)
@@ -65,7 +66,19 @@ def _class_last(op, input, target):
 
 
 def _check_targets(op, target, C, ignore_index):
-    t = to_cpu(target.data)
+    """Class indices in [0, C) or ignore_index, checked where they are on the host (before they are moved to the
+    input's device).  Targets already on the GPU are not copied back to be checked (that would wait for the GPU
+    at every step): the DataLoader checked its labels on the host, and an out-of-range device target makes its
+    loss NaN (NLLLossFn) instead of reading a wrong class."""
+    if isinstance(target, Tensor):
+        if target.device != "cpu":
+            return
+        target = target.data
+    if device_of(target) != "cpu":
+        return
+    t = np.asarray(target)
+    if t.dtype.kind not in "iu":
+        return                                    # probabilities, or an error _class_last reports
     bad = t[(t != ignore_index) & ((t < 0) | (t >= C))]
     if bad.size:
         raise ValueError(f"{op}: target holds class {int(bad[0])}, outside [0, {C}) for input with {C} classes")
@@ -82,16 +95,16 @@ def _weight(op, weight, C, like):
 
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     """input (N, C) or (N, C, d1, ...) log-probabilities, target (N, ...) class indices."""
+    _check_targets("nll_loss", target, input.shape[1] if input.ndim > 1 else input.shape[0], ignore_index)
     return _nll("nll_loss", input, constant(target, input.device), weight, ignore_index, reduction)
 
 
 def _nll(op, input, target, weight, ignore_index, reduction):
     logp, t = _class_last(op, input, target)
-    _check_targets(op, t, logp.shape[1], ignore_index)
     fn = NLLLossFn(_weight(op, weight, logp.shape[1], logp), ignore_index)
     losses = fn(logp, t)
-    if reduction == "mean":                       # weighted mean: divide by the total weight of the targets
-        return losses.sum() / float(fn.w.sum())
+    if reduction == "mean":                       # weighted mean: divide by the total weight of the targets,
+        return losses.sum() / constant(fn.w.sum(), input.device)    # kept on the device (0 / 0 = nan, as torch)
     return _reduce(op, losses if reduction != "none" else ops.reshape(losses, target.shape), reduction)
 
 
@@ -103,8 +116,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
         raise TypeError(f"cross_entropy: input must be floating point, got dtype {input.dtype}")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
-    target = constant(target, input.device)
     C = input.shape[1] if input.ndim > 1 else input.shape[0]
+    _check_targets("cross_entropy", target, C, ignore_index)
+    target = constant(target, input.device)
     logp = log_softmax(input, dim=1 if input.ndim > 1 else 0)
     w = _weight("cross_entropy", weight, C, input)
     if target.dtype.kind == "f":                  # class probabilities
@@ -120,8 +134,9 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     wb = valid if w is None else valid * constant(w[None, :], input.device)
     smooth = -(lp * wb).sum(axis=1)
     if reduction == "mean":
-        total = float(to_cpu(w[t.data[to_cpu(valid.data)[:, 0] > 0]]).sum()) if w is not None else float(valid.data.sum())
-        smooth = smooth.sum() / total
+        xp, kept = get_array_module(t.data), t.data != ignore_index
+        total = (w[xp.where(kept, t.data, 0)] * kept).sum() if w is not None else kept.sum()
+        smooth = smooth.sum() / constant(total.astype(input.dtype), input.device)        # on the device
     else:
         smooth = _reduce("cross_entropy", smooth if reduction != "none" else ops.reshape(smooth, target.shape), reduction)
     return nll * (1 - label_smoothing) + smooth * (label_smoothing / C)

@@ -5,7 +5,7 @@ from minicnn import backend
 from minicnn.autograd import Function, Tensor
 from minicnn.random import generator
 
-__all__ = ["dropout", "dropout2d", "DropoutFn"]
+__all__ = ["dropout", "dropout2d", "stochastic_depth", "DropoutFn"]
 
 
 class DropoutFn(Function):
@@ -53,3 +53,16 @@ def dropout2d(input, p=0.5, training=True):
     if not training or p == 0:
         return input
     return DropoutFn(_mask(input, p, input.shape[:-2] + (1, 1)))(input)
+
+
+def stochastic_depth(input, p, mode, training=True):
+    """Drop path (Huang et al. 2016; torchvision.ops.stochastic_depth): in training, zero the whole input of a
+    residual branch with probability p and scale what survives by 1 / (1 - p).  ``mode="row"`` draws one
+    decision per sample (a mask (N, 1, ..., 1)), ``"batch"`` one for the whole batch."""
+    _check("stochastic_depth", input, p)
+    if mode not in ("batch", "row"):
+        raise ValueError(f"stochastic_depth: mode has to be either 'batch' or 'row', got {mode!r}")
+    if not training or p == 0:
+        return input
+    shape = (input.shape[0],) + (1,) * (input.ndim - 1) if mode == "row" else (1,) * input.ndim
+    return DropoutFn(_mask(input, p, shape))(input)

@@ -45,7 +45,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     ``training=True`` normalises with the batch's statistics (biased variance) and, where running_mean /
     running_var are given (Tensors or arrays of shape (C,)), updates them in place:
     ``running = (1 - momentum) * running + momentum * batch``, with the *unbiased* variance, as PyTorch.
-    ``training=False`` normalises with the running statistics, which must then be given.
+    ``training=False`` normalises with the running statistics, which must then be given.  ``momentum`` may be a
+    0-d array on the input's device (BatchNorm's cumulative average with ``momentum=None``: no host round trip).
     """
     if not isinstance(input, Tensor):
         raise TypeError(f"batch_norm: input must be a Tensor, got {type(input).__name__}")
@@ -55,6 +56,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     for name, t in [("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
                     ("bias", bias)]:
         _check_channels("batch_norm", name, t, C)
+        where = t.device if isinstance(t, Tensor) else None if t is None else device_of(t)
+        if where is not None and where != input.device:
+            raise RuntimeError(f"batch_norm: {name} is on {where}, input on {input.device}")
     x = input.data
     xp = get_array_module(x)
     if training and x.size // C <= 1:

@@ -13,8 +13,19 @@ from minicnn.models.cifar_resnet import CifarResNet, resnet20, resnet32, resnet4
 from minicnn.models.preact_resnet import PreActResNet, preact_resnet18, preact_resnet110, preact_resnet164
 from minicnn.models.densenet import DenseNet, densenet121, densenet161, densenet169, densenet201, densenet264
 from minicnn.models.mobilenet import MobileNetV1, mobilenet_v1
+from minicnn.models.inception import Inception3, InceptionOutputs, inception_v2, inception_v3
+from minicnn.models.inception_resnet import (InceptionResNetV1, InceptionResNetV2, InceptionV4, inception_resnet_v1,
+                                             inception_resnet_v2, inception_v4)
+from minicnn.models.xception import Xception, xception
+from minicnn.models.mobilenetv2 import MobileNetV2, mobilenet_v2
+from minicnn.models.efficientnet import (EfficientNet, efficientnet_b0, efficientnet_b1, efficientnet_b2,
+                                         efficientnet_b3, efficientnet_b4, efficientnet_b5, efficientnet_b6,
+                                         efficientnet_b7)
 from minicnn.models.darknet import Darknet19, Darknet53, darknet19, darknet53
 from minicnn.models.convolutionize import convolutionize
+from minicnn.models.fcn import FCN, fcn8s, fcn16s, fcn32s
+from minicnn.models.unet import UNet, unet
+from minicnn.models.embedding import EmbeddingNet, embedding_net
 from minicnn.models.detection import (FastRCNNHead, YOLOv2Head, decode_boxes, encode_boxes, fast_rcnn_loss,
                                       yolo_decode, yolo_loss, yolo_postprocess)
 
@@ -31,9 +42,17 @@ __all__ = [
     "PreActResNet", "preact_resnet18", "preact_resnet110", "preact_resnet164",
     "DenseNet", "densenet121", "densenet161", "densenet169", "densenet201", "densenet264",
     "MobileNetV1", "mobilenet_v1",
+    "Inception3", "InceptionOutputs", "inception_v2", "inception_v3",
+    "InceptionV4", "InceptionResNetV1", "InceptionResNetV2", "inception_v4", "inception_resnet_v1",
+    "inception_resnet_v2",
+    "Xception", "xception",
+    "MobileNetV2", "mobilenet_v2",
+    "EfficientNet", "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3", "efficientnet_b4",
+    "efficientnet_b5", "efficientnet_b6", "efficientnet_b7",
     "Darknet19", "Darknet53", "darknet19", "darknet53",
     "FastRCNNHead", "fast_rcnn_loss", "encode_boxes", "decode_boxes",
     "YOLOv2Head", "yolo_decode", "yolo_postprocess", "yolo_loss",
+    "FCN", "fcn32s", "fcn16s", "fcn8s", "UNet", "unet", "EmbeddingNet", "embedding_net",
 ]
 
 _DETECTION = (                 # detection helpers, not model factories

@@ -2,7 +2,8 @@
 from minicnn import functional as F
 from minicnn.nn.module import Module
 
-__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax"]
+__all__ = ["ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "LogSoftmax", "ReLU6", "SiLU", "Hardswish",
+           "Hardsigmoid"]
 
 
 class ReLU(Module):
@@ -15,6 +16,26 @@ class ReLU(Module):
 
     def extra_repr(self):
         return "inplace=True" if self.inplace else ""
+
+
+class ReLU6(ReLU):
+    def forward(self, x):
+        return F.relu6(x)
+
+
+class SiLU(ReLU):
+    def forward(self, x):
+        return F.silu(x)
+
+
+class Hardswish(ReLU):
+    def forward(self, x):
+        return F.hardswish(x)
+
+
+class Hardsigmoid(ReLU):
+    def forward(self, x):
+        return F.hardsigmoid(x)
 
 
 class LeakyReLU(Module):

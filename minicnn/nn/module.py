@@ -99,11 +99,23 @@ class Module:
         self._forward_hooks[key] = hook
         return _Handle(self._forward_hooks, key)
 
+    def register_forward_pre_hook(self, hook):
+        """``hook(module, inputs)`` runs before every forward; a returned value (a tuple, or one input) replaces
+        the inputs.  Returns a handle with ``.remove()``."""
+        key = object()
+        hooks = self.__dict__.setdefault("_forward_pre_hooks", OrderedDict())
+        hooks[key] = hook
+        return _Handle(hooks, key)
+
     # ---- calling ----------------------------------------------------------------------------------------
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} has no forward()")
 
     def __call__(self, *args, **kwargs):
+        for hook in list(self.__dict__.get("_forward_pre_hooks", {}).values()):
+            result = hook(self, args)
+            if result is not None:
+                args = result if isinstance(result, tuple) else (result,)
         out = self.forward(*args, **kwargs)
         for hook in list(self._forward_hooks.values()):
             result = hook(self, args, out)
@@ -155,7 +167,16 @@ class Module:
         return (b for _, b in self.named_buffers(recurse=recurse))
 
     def apply(self, fn):
-        for m in list(self.modules())[::-1]:
+        """``fn(m)`` for every submodule, children before their parent, in registration order (as PyTorch)."""
+        order, stack = [], [(self, False)]              # iterative post-order
+        while stack:
+            m, expanded = stack.pop()
+            if expanded:
+                order.append(m)
+                continue
+            stack.append((m, True))
+            stack.extend((c, False) for c in reversed([c for c in m._modules.values() if c is not None]))
+        for m in order:
             fn(m)
         return self
 
@@ -180,8 +201,20 @@ class Module:
             else:
                 p.grad.zero_()
 
-    def to(self, device=None, dtype=None):
-        """Move parameters and buffers to ``device`` and/or cast floating ones to ``dtype``, in place."""
+    def to(self, *args, device=None, dtype=None, non_blocking=False):
+        """Move parameters and buffers to ``device`` and/or cast floating ones to ``dtype``, in place:
+        ``to("cuda")``, ``to(mc.float64)``, ``to(device, dtype)``, ``to(tensor)`` (its device and dtype)."""
+        from minicnn.dtypes import as_dtype, is_dtype
+        for a in args:
+            if isinstance(a, Tensor):
+                device, dtype = a.device, a.dtype
+            elif is_dtype(a):
+                dtype = a
+            elif a is not None:
+                device = a
+        dtype = as_dtype(dtype)
+        if dtype is not None and dtype.kind != "f":
+            raise TypeError(f"Module.to: only floating-point dtypes are allowed, got {dtype}")
         device = backend.check_device(device) if device is not None else None
         for m in self.modules():
             for store in (m._parameters, m._buffers):
@@ -190,6 +223,8 @@ class Module:
                         continue
                     if dtype is not None and t.dtype.kind == "f":
                         t.data = t.data.astype(dtype)
+                        if t.grad is not None:
+                            t.grad = Tensor._make(t.grad.data.astype(dtype), t.device)
                     if device is not None and device != t.device:
                         t.data, t.device = backend.to_device(t.data, device), device
                         if t.grad is not None:

@@ -59,8 +59,8 @@ class _BatchNorm(Module):
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1
-            if self.momentum is None:
-                factor = 1.0 / float(self.num_batches_tracked.item())
+            if self.momentum is None:                   # cumulative average: 1 / batches, kept on the device
+                factor = 1.0 / self.num_batches_tracked.data    # (a float() here would wait for the GPU)
         use_batch_stats = self.training or self.running_mean is None
         tracked = not self.training or self.track_running_stats
         return F.batch_norm(input, self.running_mean if tracked else None, self.running_var if tracked else None,

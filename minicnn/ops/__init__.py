@@ -40,3 +40,10 @@ def _attach():
 
 
 _attach()
+
+# PyTorch's factories, gather/scatter/sort/norm and friends, in-place ops and the remaining Tensor methods
+from minicnn.ops.creation import *  # noqa: F401,F403,E402
+from minicnn.ops.indexing import *  # noqa: F401,F403,E402
+from minicnn.ops.methods import attach as _attach_torch_methods, clone, std  # noqa: F401,E402
+
+_attach_torch_methods()

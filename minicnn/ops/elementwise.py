@@ -307,6 +307,8 @@ def clip(x, min=None, max=None):
 
 def compare(op):
     def compare(a, b):                           # comparisons give boolean tensors and no gradient
-        b = b.data if isinstance(b, Tensor) else b
+        b = b.data if isinstance(b, Tensor) else np.asarray(b) if isinstance(b, (list, tuple)) else b
+        if hasattr(b, "shape") and not isinstance(b, np.generic) and backend.device_of(b) != a.device:
+            b = backend.to_device(b, a.device)   # CuPy's ufuncs refuse NumPy operands
         return Tensor._make(op(a.data, b), a.device)
     return compare

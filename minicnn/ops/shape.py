@@ -111,21 +111,33 @@ class GetItemFn(Function):
         return gx
 
 
-def _index_to_device(index, device):
+def _index_for(index, device):
+    """The index for an array on ``device``: Tensors unwrapped, lists made NumPy arrays.  NumPy index arrays stay
+    on the host even for a cuda array (CuPy accepts them and moves them itself); device index arrays are copied to
+    the host only to index a cpu array."""
     if isinstance(index, tuple):
-        return tuple(_index_to_device(i, device) for i in index)
+        return tuple(_index_for(i, device) for i in index)
     if isinstance(index, Tensor):
         index = index.data
-    if isinstance(index, (list, np.ndarray)) or backend.device_of(index) == "cuda":
-        arr = backend.to_device(np.asarray(index) if isinstance(index, list) else index, device)
-        return backend.to_cpu(arr) if device == "cuda" and backend.SIMULATED else arr
+    if isinstance(index, list):
+        return np.asarray(index)
+    if device == "cpu" and backend.device_of(index) == "cuda":
+        return backend.to_cpu(index)
     return index
 
 
+def _on_host(index):
+    """The index with every device array replaced by a host copy, for the bounds check (a device index costs one
+    copy to the host here: out-of-range indices must fail clearly, and CuPy would wrap them around silently)."""
+    if isinstance(index, tuple):
+        return tuple(_on_host(i) for i in index)
+    return backend.to_cpu(index) if backend.device_of(index) == "cuda" else index
+
+
 def getitem(x, index):
-    index = _index_to_device(index, x.device)
+    index = _index_for(index, x.device)
     try:
-        np.empty(x.shape, np.int8)[index if not isinstance(index, tuple) else index]
+        np.broadcast_to(np.int8(0), x.shape)[_on_host(index)]    # NumPy's checks, without allocating x.shape
     except IndexError as e:
         raise IndexError(f"getitem: index out of range for tensor of shape {x.shape}: {e}") from None
     return GetItemFn(index)(x)

@@ -11,21 +11,30 @@ class Optimizer:
     ``step()`` updates ``p.data`` in place for every parameter that requires grad and has one; the rest are
     skipped (frozen layers, unused branches)."""
     def __init__(self, params, defaults):
-        params = list(params)
+        params = [params] if isinstance(params, (dict, Tensor)) else list(params)
         if not params:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
         groups = params if isinstance(params[0], dict) else [{"params": params}]
         self.defaults, self.param_groups, self.state = defaults, [], {}
         for g in groups:
-            group = dict(defaults, **g)
-            group["params"] = list(group["params"])
-            for p in group["params"]:
-                if not isinstance(p, Tensor):
-                    raise TypeError(f"{type(self).__name__}: params must be Tensors, got {type(p).__name__}")
-            self.param_groups.append(group)
-        for key, value in defaults.items():
-            if isinstance(value, (int, float)) and value < 0:
+            self.add_param_group(g)
+
+    def add_param_group(self, param_group):
+        """Add a group ``{"params": [...], option: value, ...}``; options it does not set take the defaults
+        (e.g. a smaller ``lr`` for a pretrained backbone, none of its parameters in another group)."""
+        group = dict(self.defaults, **param_group)
+        ps = group["params"]
+        group["params"] = [ps] if isinstance(ps, Tensor) else list(ps)
+        for p in group["params"]:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{type(self).__name__}: params must be Tensors, got {type(p).__name__}")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if any(id(p) in seen for p in group["params"]) or len({id(p) for p in group["params"]}) < len(group["params"]):
+            raise ValueError(f"{type(self).__name__}: some parameters appear in more than one parameter group")
+        for key, value in group.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
                 raise ValueError(f"{type(self).__name__}: {key} must be >= 0, got {value}")
+        self.param_groups.append(group)
 
     def zero_grad(self, set_to_none=True):
         for g in self.param_groups:
@@ -40,10 +49,18 @@ class Optimizer:
             if p.requires_grad and p.grad is not None:
                 yield p, p.grad.data, self.state.setdefault(id(p), {})
 
-    def step(self):
+    def step(self, closure=None):
+        """One update of every parameter with a gradient; ``closure`` (re-evaluates the model and returns the
+        loss) is called first, with gradients enabled, and its loss returned."""
+        loss = None
+        if closure is not None:
+            from minicnn.autograd import enable_grad
+            with enable_grad():
+                loss = closure()
         for group in self.param_groups:
             for p, g, state in self._params_with_grad(group):
                 self._update(p, g, state, group)
+        return loss
 
     def _update(self, p, g, state, group):
         raise NotImplementedError

@@ -18,8 +18,8 @@ def test_normalize_per_channel():
     np.testing.assert_allclose(Normalize(0.5, 2)(x), (x - 0.5) / 2, rtol=1e-6)   # one value for all channels
     with pytest.raises(ValueError, match=r"Normalize: 3 means for a batch with 2 channels \(shape \(6, 2, 5, 7\)\)"):
         Normalize([0, 0, 0], [1, 1, 1])(x)
-    with pytest.raises(ValueError, match="Normalize: expected a batch"):
-        Normalize(0, 1)(x[0])
+    # one (C, H, W) image is normalised as torchvision's Normalize does (the same numbers as in the batch)
+    np.testing.assert_allclose(Normalize([1.0, -2.0], [0.5, 4.0])(x[0]), y[0], rtol=1e-6)
 
 
 @pytest.mark.parametrize("size, padding", [(5, 0), (4, 1), (3, 2), ((2, 6), 0)])

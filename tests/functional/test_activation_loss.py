@@ -3,6 +3,7 @@ float64 gradients against finite differences, errors on bad targets."""
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
+from hypothesis.extra import numpy as hnp
 
 import minicnn as mc
 import minicnn.functional as F
@@ -73,14 +74,16 @@ def test_cross_entropy(n, c, eps, reduction, weighted, ignore, seed):
     mc.gradcheck(lambda a: F.cross_entropy(a, t, weight=w, reduction=reduction, label_smoothing=eps), [x])
 
 
-def test_cross_entropy_spatial_and_probability_targets():
-    rng = np.random.default_rng(0)
-    x, t = rng.standard_normal((2, 3, 2, 2)), rng.integers(0, 3, (2, 2, 2))
-    flat_x, flat_t = x.transpose(0, 2, 3, 1).reshape(-1, 3), t.reshape(-1)
+@given(n=st.integers(1, 3), c=st.integers(2, 4), spatial=st.lists(st.integers(1, 3), min_size=1, max_size=2),
+       seed=st.integers(0, 2**16))
+def test_cross_entropy_spatial_and_probability_targets(n, c, spatial, seed):
+    rng = np.random.default_rng(seed)
+    x, t = rng.standard_normal((n, c, *spatial)), rng.integers(0, c, (n, *spatial))
+    flat_x, flat_t = np.moveaxis(x, 1, -1).reshape(-1, c), t.reshape(-1)
     np.testing.assert_allclose(F.cross_entropy(mc.tensor(x, dtype=np.float64), t).item(),
                                cross_entropy_ref(flat_x, flat_t))
-    p = rng.dirichlet(np.ones(3), 4)
-    x2 = rng.standard_normal((4, 3))
+    p = rng.dirichlet(np.ones(c), n)
+    x2 = rng.standard_normal((n, c))
     np.testing.assert_allclose(F.cross_entropy(mc.tensor(x2, dtype=np.float64), mc.tensor(p, dtype=np.float64)).item(),
                                -(p * log_softmax_ref(x2, 1)).sum(1).mean())
     mc.gradcheck(lambda a: F.cross_entropy(a, t, label_smoothing=0.1), [x])
@@ -109,26 +112,67 @@ def test_loss_errors():
         F.mse_loss(x, np.zeros((4, 3)), reduction="avg")
 
 
-def test_regression_losses():
-    rng = np.random.default_rng(2)
-    x, y = rng.standard_normal((3, 4)), rng.standard_normal((3, 4))
-    X = mc.tensor(x, dtype=np.float64)
-    np.testing.assert_allclose(F.mse_loss(X, y).item(), ((x - y) ** 2).mean())
+REDUCE = {"mean": np.mean, "sum": np.sum, "none": lambda v: v}
+reductions = st.sampled_from(list(REDUCE))
+small_shapes = hnp.array_shapes(min_dims=1, max_dims=3, max_side=4)
+
+
+def pair(shape, seed):
+    """Input and target whose entries all differ by >= 0.07: no |x - y| lands near L1's kink at 0."""
+    x, y = distinct_values((2, *shape), seed=seed, spacing=0.07)
+    return x, y
+
+
+@given(shape=small_shapes, reduction=reductions, seed=st.integers(0, 2**16))
+def test_mse_loss(shape, reduction, seed):
+    x, y = pair(shape, seed)
+    got = F.mse_loss(mc.tensor(x, dtype=np.float64), y, reduction=reduction)
+    np.testing.assert_allclose(got.numpy(), REDUCE[reduction]((x - y) ** 2), rtol=1e-12)
+    mc.gradcheck(lambda a, b: F.mse_loss(a, b, reduction=reduction), [x, y])
+
+
+@given(shape=small_shapes, reduction=reductions, beta=st.sampled_from([0.0, 0.05, 0.5, 1.0]),
+       seed=st.integers(0, 2**16))
+def test_smooth_l1_loss(shape, reduction, beta, seed):
+    x, y = pair(shape, seed)
     d = np.abs(x - y)
-    for beta in (0.0, 0.5, 1.0):
-        ref = d if beta == 0 else np.where(d < beta, 0.5 * d ** 2 / max(beta, 1e-12), d - 0.5 * beta)
-        np.testing.assert_allclose(F.smooth_l1_loss(X, y, reduction="sum", beta=beta).item(), ref.sum())
-        mc.gradcheck(lambda a, b: F.smooth_l1_loss(a, b, beta=beta), [x, y])
-    t, pw = rng.uniform(0, 1, (3, 4)), np.array([1.0, 2.0, 0.5, 3.0])
+    ref = d if beta == 0 else np.where(d < beta, 0.5 * d ** 2 / max(beta, 1e-12), d - 0.5 * beta)
+    got = F.smooth_l1_loss(mc.tensor(x, dtype=np.float64), y, reduction=reduction, beta=beta)
+    np.testing.assert_allclose(got.numpy(), REDUCE[reduction](ref), rtol=1e-12)
+    mc.gradcheck(lambda a, b: F.smooth_l1_loss(a, b, reduction=reduction, beta=beta), [x, y])
+
+
+@given(shape=small_shapes, reduction=reductions, weighted=st.booleans(), pos_weighted=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_binary_cross_entropy_with_logits(shape, reduction, weighted, pos_weighted, seed):
+    rng = np.random.default_rng(seed)
+    x, t = rng.standard_normal(shape) * 3, rng.uniform(0, 1, shape)
+    w = rng.uniform(0.5, 2, shape) if weighted else None
+    pw = rng.uniform(0.5, 3, shape[-1]) if pos_weighted else None   # per class: broadcasts over the last dim
     sig = 1 / (1 + np.exp(-x))
-    ref = -(pw * t * np.log(sig) + (1 - t) * np.log(1 - sig))
-    np.testing.assert_allclose(F.binary_cross_entropy_with_logits(X, t, pos_weight=pw, reduction="none").numpy(), ref)
-    mc.gradcheck(lambda a, b: F.binary_cross_entropy_with_logits(a, b, pos_weight=pw), [x, t])
-    mc.gradcheck(F.mse_loss, [x, y])
-    a, p, n = rng.standard_normal((3, 5, 4))
-    ref = np.maximum(np.linalg.norm(a - p + 1e-6, axis=1) - np.linalg.norm(a - n + 1e-6, axis=1) + 1.0, 0).mean()
-    np.testing.assert_allclose(F.triplet_margin_loss(*(mc.tensor(v, dtype=np.float64) for v in (a, p, n))).item(), ref)
-    mc.gradcheck(F.triplet_margin_loss, [a, p, n])
+    ref = -((1 if pw is None else pw) * t * np.log(sig) + (1 - t) * np.log(1 - sig)) * (1 if w is None else w)
+    got = F.binary_cross_entropy_with_logits(mc.tensor(x, dtype=np.float64), t, weight=w, reduction=reduction,
+                                             pos_weight=pw)
+    np.testing.assert_allclose(got.numpy(), REDUCE[reduction](ref), rtol=1e-10)
+    mc.gradcheck(lambda a, b: F.binary_cross_entropy_with_logits(a, b, weight=w, reduction=reduction,
+                                                                 pos_weight=pw), [x, t])
+
+
+@given(n=st.integers(1, 4), d=st.integers(1, 5), p=st.sampled_from([1, 2, 3]), swap=st.booleans(),
+       margin=st.sampled_from([0.5, 1.0, 3.0]), reduction=reductions, seed=st.integers(0, 2**16))
+def test_triplet_margin_loss(n, d, p, swap, margin, reduction, seed):
+    # continuous draws: values on a lattice (distinct_values) give exactly equal distances, the kink of swap's min
+    a, pos, neg = np.random.default_rng(seed).standard_normal((3, n, d))
+
+    def dist(u, v):
+        return (np.abs(u - v + 1e-6) ** p).sum(axis=-1) ** (1 / p)
+    d_an = np.minimum(dist(a, neg), dist(pos, neg)) if swap else dist(a, neg)
+    ref = np.maximum(dist(a, pos) - d_an + margin, 0)
+    got = F.triplet_margin_loss(*(mc.tensor(v, dtype=np.float64) for v in (a, pos, neg)), margin=margin, p=p,
+                                swap=swap, reduction=reduction)
+    np.testing.assert_allclose(got.numpy(), REDUCE[reduction](ref), rtol=1e-10)
+    mc.gradcheck(lambda *t: F.triplet_margin_loss(*t, margin=margin, p=p, swap=swap, reduction=reduction),
+                 [a, pos, neg])
 
 
 @given(n=st.integers(1, 5), i=st.integers(1, 6), o=st.integers(1, 4), bias=st.booleans())

@@ -2,6 +2,8 @@
 gradients with a fixed mask, errors for bad p and shapes."""
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
+from hypothesis.extra import numpy as hnp
 
 import minicnn as mc
 import minicnn.functional as F
@@ -64,10 +66,25 @@ def test_dropout2d_drops_whole_channels(device):
     assert F.dropout2d(mc.tensor(np.ones((8, 3, 3))), 0.5).shape == (8, 3, 3)  # unbatched (C, H, W)
 
 
-@pytest.mark.parametrize("mask_shape", [(3, 4, 5), (3, 4, 1)])
-def test_dropout_fn_gradcheck_with_fixed_mask(mask_shape):
-    mask = (np.random.default_rng(0).random(mask_shape) > 0.4) / 0.6
-    mc.gradcheck(lambda x: F.DropoutFn(mask)(x), [randn(3, 4, 5, seed=3)])
+@given(shape=hnp.array_shapes(min_dims=1, max_dims=4, max_side=4), data=st.data(), p=st.floats(0.05, 0.95))
+def test_dropout_fn_gradcheck_with_fixed_mask(shape, data, p):
+    mask_shape = data.draw(st.tuples(*[st.sampled_from([n, 1]) for n in shape]), label="mask_shape")  # broadcasts
+    mask = (np.random.default_rng(len(shape)).random(mask_shape) >= p) / (1 - p)
+    mc.gradcheck(lambda x: F.DropoutFn(mask)(x), [randn(*shape, seed=3)])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("fn", [F.dropout, F.dropout2d])
+@given(shape=hnp.array_shapes(min_dims=3, max_dims=4, max_side=4), p=st.floats(0.05, 0.95), seed=st.integers(0, 99))
+def test_dropout_gradcheck_with_a_reseeded_mask(device, fn, shape, p, seed):
+    def f(t):
+        mc.manual_seed(seed)                                # the same mask at every evaluation
+        return fn(t, p)
+    y = f(mc.tensor(np.ones(shape), device=device)).numpy()   # the mask itself: 0 or 1 / (1 - p) ...
+    np.testing.assert_allclose(y[y != 0], 1 / (1 - p), rtol=1e-6)
+    if fn is F.dropout2d:                                   # ... one value per (n, c) plane for dropout2d
+        assert (y == y[..., :1, :1]).all()
+    mc.gradcheck(f, [mc.tensor(randn(*shape, seed=seed), dtype=np.float64, device=device)])
 
 
 @pytest.mark.parametrize("fn", [F.dropout, F.dropout2d])

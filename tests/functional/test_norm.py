@@ -6,7 +6,7 @@ from hypothesis import given, strategies as st
 
 import minicnn as mc
 import minicnn.functional as F
-from helpers import DEVICES, randn
+from helpers import DEVICES, distinct_values, randn
 from minicnn.kernels import lrn
 
 
@@ -20,13 +20,23 @@ def batch_stats(x):
     return x.mean(axis=axes), x.var(axis=axes)
 
 
-SHAPES = [(5, 3), (4, 3, 6), (3, 2, 4, 5)]
+def bn_shapes(training=False):
+    """(N, C), (N, C, L) or (N, C, H, W), small; batch 1 too.  In training, more than one value per channel."""
+    shapes = st.builds(lambda N, C, spatial: (N, C, *spatial), st.integers(1, 4), st.integers(1, 3),
+                       st.lists(st.integers(1, 3), max_size=2))
+    return shapes.filter(lambda s: s[0] * np.prod(s[2:], dtype=int) > 1) if training else shapes
+
+
+def spread(shape, seed):
+    """Values in random order, pairwise >= 0.25 apart: every channel's batch variance is well away from 0, so
+    normalising is well conditioned and central differences are accurate."""
+    return distinct_values(shape, seed=seed, spacing=0.25)
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("shape", SHAPES)
-def test_batch_norm_training_matches_reference_float32(device, shape):
-    x, w, b = randn(*shape, seed=0) * 3 + 1, randn(shape[1], seed=1), randn(shape[1], seed=2)
+@given(shape=bn_shapes(training=True), seed=st.integers(0, 2**16))
+def test_batch_norm_training_matches_reference_float32(device, shape, seed):
+    x, w, b = spread(shape, seed) * 4 + 1, randn(shape[1], seed=seed + 1), randn(shape[1], seed=seed + 2)
     y = F.batch_norm(mc.tensor(x, device=device), None, None, mc.tensor(w, device=device),
                      mc.tensor(b, device=device), training=True)
     ref = batch_norm_ref(x, *batch_stats(x), w, b, 1e-5)
@@ -35,14 +45,14 @@ def test_batch_norm_training_matches_reference_float32(device, shape):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("shape", SHAPES)
-def test_batch_norm_eval_uses_running_stats(device, shape):
+@given(shape=bn_shapes(), seed=st.integers(0, 2**16))
+def test_batch_norm_eval_uses_running_stats(device, shape, seed):
     C = shape[1]
-    x, rm, rv = randn(*shape, seed=3), randn(C, seed=4), np.linspace(0.5, 2.0, C)
+    x, rm, rv = randn(*shape, seed=seed), randn(C, seed=seed + 1), np.linspace(0.5, 2.0, C)
     rm_t, rv_t = mc.tensor(rm, device=device), mc.tensor(rv, device=device)
     y = F.batch_norm(mc.tensor(x, device=device), rm_t, rv_t, training=False, eps=1e-3)
     np.testing.assert_allclose(y.numpy(), batch_norm_ref(x, rm, rv, np.ones(C), np.zeros(C), 1e-3),
-                               rtol=1e-5, atol=1e-6)
+                               rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(rm_t.numpy(), rm.astype(np.float32))    # eval leaves the buffers alone
     np.testing.assert_array_equal(rv_t.numpy(), rv.astype(np.float32))
 
@@ -58,31 +68,38 @@ def test_batch_norm_training_updates_running_stats_in_place(device):
     np.testing.assert_allclose(rm.numpy(), 0.8 * np.array([0.5, -1.0]) + 0.2 * mean, rtol=1e-6)
     np.testing.assert_allclose(rv.numpy(), 0.8 * np.array([2.0, 1.0]) + 0.2 * unbiased, rtol=1e-6)
     assert rm.data is rm_data and rv.data is rv_data                    # the very buffers handed in
-    rm_arr = np.zeros(2)                                                  # plain arrays are updated too
-    F.batch_norm(mc.tensor(x, device=device), rm_arr, None, training=True, momentum=1.0)
-    np.testing.assert_allclose(rm_arr, mean, rtol=1e-6)
+    rm_arr = mc.tensor(np.zeros(2), device=device).data                  # plain arrays (of the input's device)
+    F.batch_norm(mc.tensor(x, device=device), rm_arr, None, training=True, momentum=1.0)   # are updated too
+    np.testing.assert_allclose(mc.tensor(rm_arr).numpy(), mean, rtol=1e-6)
+    if device == "cuda":                                                  # a host buffer for a device input
+        with pytest.raises(RuntimeError, match="batch_norm: running_mean is on cpu, input on cuda"):
+            F.batch_norm(mc.tensor(x, device=device), np.zeros(2), None, training=True)
 
 
-@pytest.mark.parametrize("shape", SHAPES)
-def test_batch_norm_gradcheck_training(shape):
+@given(shape=bn_shapes(training=True), seed=st.integers(0, 2**16), affine=st.booleans())
+def test_batch_norm_gradcheck_training(shape, seed, affine):
     C = shape[1]
-    mc.gradcheck(lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
-                 [randn(*shape, seed=5) * 2 + 1, randn(C, seed=6), randn(C, seed=7)])
+    wb = [randn(C, seed=seed + 1), randn(C, seed=seed + 2)] if affine else []
+    mc.gradcheck(lambda x, *wb: F.batch_norm(x, None, None, *wb, training=True), [spread(shape, seed), *wb])
 
 
-@pytest.mark.parametrize("shape", SHAPES)
-def test_batch_norm_gradcheck_eval(shape):
+@given(shape=bn_shapes(), seed=st.integers(0, 2**16))
+def test_batch_norm_gradcheck_eval(shape, seed):
     C = shape[1]
-    rm, rv = randn(C, seed=8), np.linspace(0.3, 3.0, C)
+    rm, rv = randn(C, seed=seed), np.linspace(0.3, 3.0, C)
     mc.gradcheck(lambda x, w, b: F.batch_norm(x, rm, rv, w, b, training=False),
-                 [randn(*shape, seed=9), randn(C, seed=10), randn(C, seed=11)])
+                 [randn(*shape, seed=seed + 1), randn(C, seed=seed + 2), randn(C, seed=seed + 3)])
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_batch_norm_gradcheck_on_device(device):
-    x = mc.tensor(randn(3, 2, 2, seed=12), dtype=np.float64, device=device)
-    w = mc.tensor(randn(2, seed=13), dtype=np.float64, device=device)
-    mc.gradcheck(lambda x, w: F.batch_norm(x, None, None, w, None, training=True), [x, w])
+@given(shape=bn_shapes(training=True), seed=st.integers(0, 2**16), training=st.booleans())
+def test_batch_norm_gradcheck_on_device(device, shape, seed, training):
+    C = shape[1]
+    x = mc.tensor(spread(shape, seed), dtype=np.float64, device=device)
+    w = mc.tensor(randn(C, seed=seed + 1), dtype=np.float64, device=device)
+    rm, rv = (None, None) if training else (mc.tensor(v, dtype=np.float64, device=device)
+                                            for v in (randn(C, seed=seed + 2), np.linspace(0.3, 3.0, C)))
+    mc.gradcheck(lambda x, w: F.batch_norm(x, rm, rv, w, None, training=training), [x, w])
 
 
 @pytest.mark.parametrize("call, message", [

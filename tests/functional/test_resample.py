@@ -51,10 +51,14 @@ def test_interpolate_backward_sums_each_block(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_interpolate_gradcheck(device):
-    mc.gradcheck(lambda t: F.interpolate(t, scale_factor=(2, 3)), [mc.tensor(distinct_values((2, 2, 2, 3), 2),
-                                                                             dtype=np.float64, device=device)])
-    mc.gradcheck(lambda t: F.interpolate(t, size=6), [distinct_values((1, 2, 3), 3)])
+@given(N=st.integers(1, 2), C=st.integers(1, 2), spatial=st.lists(st.integers(1, 3), min_size=1, max_size=3),
+       data=st.data())
+def test_interpolate_gradcheck(device, N, C, spatial, data):
+    scales = data.draw(st.tuples(*[st.integers(1, 3)] * len(spatial)), label="scales")
+    by_size = data.draw(st.booleans(), label="by_size")
+    kw = {"size": tuple(n * s for n, s in zip(spatial, scales))} if by_size else {"scale_factor": scales}
+    x = mc.tensor(distinct_values((N, C, *spatial), seed=sum(spatial)), dtype=np.float64, device=device)
+    mc.gradcheck(lambda t: F.interpolate(t, **kw), [x])
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -73,9 +77,13 @@ def test_pixel_unshuffle_channel_order_is_pytorchs():
     assert F.pixel_unshuffle(mc.tensor(np.zeros((5, 2, 3, 4, 6))), 2).shape == (5, 2, 12, 2, 3)   # extra batch dims
 
 
-def test_pixel_shuffle_gradchecks():
-    mc.gradcheck(lambda t: F.pixel_shuffle(t, 2), [distinct_values((2, 8, 2, 3), 4)])
-    mc.gradcheck(lambda t: F.pixel_unshuffle(t, 3), [distinct_values((1, 2, 3, 6), 5)])
+@pytest.mark.parametrize("device", DEVICES)
+@given(N=st.integers(1, 2), C=st.integers(1, 2), H=st.integers(1, 3), W=st.integers(1, 3), r=st.integers(1, 3))
+def test_pixel_shuffle_gradchecks(device, N, C, H, W, r):
+    x = mc.tensor(distinct_values((N, C * r * r, H, W), seed=H * W), dtype=np.float64, device=device)
+    mc.gradcheck(lambda t: F.pixel_shuffle(t, r), [x])
+    x = mc.tensor(distinct_values((N, C, H * r, W * r), seed=H + W), dtype=np.float64, device=device)
+    mc.gradcheck(lambda t: F.pixel_unshuffle(t, r), [x])
 
 
 @pytest.mark.parametrize("call, message", [

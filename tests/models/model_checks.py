@@ -96,3 +96,21 @@ def overfit_one_batch(model, x, y, steps=40, lr=1e-2):
         losses.append(loss.item())
     acc = float((logits.numpy().argmax(1) == y.numpy()).mean())      # of the last step, in training mode
     return losses[0], losses[-1], acc
+
+
+def calibrate_bn(model, x):
+    """Set every BatchNorm's running statistics to those of one training-mode pass over ``x`` (momentum 1 for
+    that pass), then switch to eval mode.  Deep nets straight from their init blow activations up to ~1e7 with
+    running statistics 0 / 1, too big for finite differences; with calibrated statistics they stay O(1), and the
+    check then runs in eval mode, where each sample's output does not depend on the others."""
+    from minicnn import nn
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.momentum = 1.0
+    model.train()
+    with mc.no_grad():
+        model(mc.tensor(x))
+    for m, momentum in zip(bns, saved):
+        m.momentum = momentum
+    return model.eval()

@@ -2,6 +2,7 @@
 statistics over several steps by hand, train/eval switching, devices and errors."""
 import numpy as np
 import pytest
+from hypothesis import assume, given, strategies as st
 
 import minicnn as mc
 import minicnn.functional as F
@@ -56,15 +57,53 @@ def test_batch_norm_without_running_stats_uses_batch_stats_in_eval():
     np.testing.assert_allclose(bn(mc.tensor(x)).numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
-def test_batch_norm_affine_parameters_get_gradients():
-    bn = nn.BatchNorm1d(3)
-    x = mc.tensor(randn(4, 3, seed=2), requires_grad=True)
-    gy = randn(4, 3, seed=3)
-    bn(x).backward(mc.tensor(gy))
-    xhat = F.batch_norm(mc.tensor(x.numpy()), None, None, training=True).numpy()
-    np.testing.assert_allclose(bn.bias.grad.numpy(), gy.sum(axis=0), rtol=1e-5)
-    np.testing.assert_allclose(bn.weight.grad.numpy(), (gy * xhat).sum(axis=0), rtol=1e-4, atol=1e-6)
-    assert x.grad.shape == (4, 3)
+def batch_norm_forward_backward_ref(x, gy, weight, bias, eps, mean=None, var=None):
+    """NumPy batch norm over (N, C, *), written from Ioffe & Szegedy (2015), algorithm 1 and section 3, without
+    minicnn.  mean/var None: the batch's (biased) statistics, which depend on x; given: constants (eval).
+    Returns y and the gradients of sum(y * gy) for x, weight and bias."""
+    axes = (0,) + tuple(range(2, x.ndim))
+    shape = (1, -1) + (1,) * (x.ndim - 2)
+    m = x.size // x.shape[1]                                       # values per channel
+    batch = mean is None
+    if batch:
+        mean, var = x.mean(axis=axes), ((x - x.mean(axis=axes, keepdims=True)) ** 2).mean(axis=axes)
+    inv_std = 1 / np.sqrt(var + eps)
+    xhat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
+    y = weight.reshape(shape) * xhat + bias.reshape(shape)
+    g_xhat = gy * weight.reshape(shape)
+    if batch:                                                      # dL/dx = (m g - sum g - xhat sum(g xhat)) / (m s)
+        gx = (m * g_xhat - g_xhat.sum(axis=axes, keepdims=True)
+              - xhat * (g_xhat * xhat).sum(axis=axes, keepdims=True)) * inv_std.reshape(shape) / m
+    else:
+        gx = g_xhat * inv_std.reshape(shape)
+    return y, gx, (gy * xhat).sum(axis=axes), gy.sum(axis=axes)
+
+
+@given(N=st.integers(1, 4), C=st.integers(1, 3), spatial=st.lists(st.integers(1, 3), max_size=2),
+       momentum=st.sampled_from([0.1, 0.5]), training=st.booleans(), seed=st.integers(0, 2**16))
+def test_batch_norm_module_gradients_match_numpy_reference(N, C, spatial, momentum, training, seed):
+    shape = (N, C, *spatial)
+    assume(not training or N * np.prod(spatial, dtype=int) > 1)
+    bn = (nn.BatchNorm2d if len(spatial) == 2 else nn.BatchNorm1d)(C, eps=1e-3, momentum=momentum).double()
+    bn.weight.data[:], bn.bias.data[:] = randn(C, seed=seed) + 1.5, randn(C, seed=seed + 1)
+    bn.running_mean.data[:], bn.running_var.data[:] = randn(C, seed=seed + 2), np.linspace(0.5, 2.0, C)
+    rm, rv = bn.running_mean.numpy().copy(), bn.running_var.numpy().copy()
+    bn.train(training)
+    x = mc.tensor(randn(*shape, seed=seed + 3) * 2 + 0.5, dtype=np.float64, requires_grad=True)
+    gy = randn(*shape, seed=seed + 4)
+    y = bn(x)
+    y.backward(mc.tensor(gy, dtype=np.float64))
+    ref_y, gx, gw, gb = batch_norm_forward_backward_ref(
+        x.numpy(), gy, bn.weight.numpy(), bn.bias.numpy(), 1e-3, *(() if training else (rm, rv)))
+    np.testing.assert_allclose(y.numpy(), ref_y, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(bn.bias.grad.numpy(), gb, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(bn.weight.grad.numpy(), gw, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(x.grad.numpy(), gx, rtol=1e-8, atol=1e-10 * np.abs(gy).max())
+    if training:                                                   # running statistics: unbiased variance
+        xs = np.moveaxis(x.numpy(), 1, 0).reshape(C, -1)
+        np.testing.assert_allclose(bn.running_mean.numpy(), (1 - momentum) * rm + momentum * xs.mean(1), rtol=1e-12)
+        np.testing.assert_allclose(bn.running_var.numpy(), (1 - momentum) * rv + momentum * xs.var(1, ddof=1),
+                                   rtol=1e-12)
 
 
 def test_batch_norm_load_state_dict_round_trip():
