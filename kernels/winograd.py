@@ -28,7 +28,7 @@ along the strip's rows, contiguous in memory, then within each tile.  The CUDA k
 import numpy as np
 from numba import cuda, njit, prange
 
-from minicnn.backend import SIMULATED, device_of, get_array_module, scratch
+from minicnn.backend import device_of, get_array_module, launch_2d, scratch
 
 __all__ = ["BT", "G", "AT", "filter_transform", "input_transform", "output_transform", "grad_output_transform",
            "filter_grad_transform", "conv3x3", "conv3x3_weight_grad", "tiles",
@@ -274,13 +274,6 @@ def _padded(x, top, left, HP, WP):
     return out
 
 
-def _grid2(kernel, rows, cols):
-    """A 2-d launch: 16 x 16 threads per block (rows = channels, cols = tiles); the simulator runs every thread
-    of a block, needed or not, so there the block is no bigger than the job."""
-    ty, tx = (min(16, rows), min(16, cols)) if SIMULATED else (16, 16)
-    return kernel[(-(-rows // ty), -(-cols // tx)), (ty, tx)]
-
-
 def input_transform(x, padding, out_size):
     """x (N, C, H, W) -> V (36, C, N*TH*TW): B^T d B of every 6x6 input tile (tile (th, tw) starts at input row
     4 th - padding[0], column 4 tw - padding[1]; zeros outside the image)."""
@@ -290,7 +283,7 @@ def input_transform(x, padding, out_size):
     if device_of(x) == "cpu":
         _input_cpu(xpad, TH, TW, V)
     else:
-        _grid2(_input_gpu, C, V.shape[2])(xpad, TH, TW, scratch("winograd_T", V.shape, x.dtype, x), V)
+        launch_2d(_input_gpu, C, V.shape[2])(xpad, TH, TW, scratch("winograd_T", V.shape, x.dtype, x), V)
     return V
 
 
@@ -304,7 +297,8 @@ def output_transform(M, N, out_size):
         _output_cpu(M, TH, TW, yp)
     else:
         yp = yp.view(type(M)) if xp is np else yp
-        _grid2(_output_gpu, OC, M.shape[2])(M, TH, TW, scratch("winograd_T", (24, OC, M.shape[2]), M.dtype, M), yp)
+        T = scratch("winograd_T", (24, OC, M.shape[2]), M.dtype, M)
+        launch_2d(_output_gpu, OC, M.shape[2])(M, TH, TW, T, yp)
     return yp if whole else yp[:, :, :out_size[0], :out_size[1]].copy()        # a copy: yp is a reused buffer
 
 
@@ -318,7 +312,7 @@ def grad_output_transform(gy):
     if device_of(gy) == "cpu":
         _grad_output_cpu(gyp, TH, TW, gM)
     else:
-        _grid2(_grad_output_gpu, OC, gM.shape[2])(gyp, TH, TW, scratch("winograd_T", gM.shape, gy.dtype, gy), gM)
+        launch_2d(_grad_output_gpu, OC, gM.shape[2])(gyp, TH, TW, scratch("winograd_T", gM.shape, gy.dtype, gy), gM)
     return gM
 
 

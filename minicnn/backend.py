@@ -121,6 +121,15 @@ def launch(kernel, n, threads=THREADS_PER_BLOCK):
     return lambda *args: configured(*[_kernel_arg(a) for a in args])
 
 
+def launch_2d(kernel, rows, cols, threads=(16, 16)):
+    """``kernel[blocks, threads]`` on a 2-d grid covering ``rows x cols`` threads (``cuda.grid(2)`` = (row, col))."""
+    ty, tx = (max(1, min(threads[0], int(rows))), max(1, min(threads[1], int(cols)))) if SIMULATED else threads
+    configured = kernel[(-(-int(rows) // ty), -(-int(cols) // tx)), (ty, tx)]
+    if _kernel_arg is None:
+        return configured
+    return lambda *args: configured(*[_kernel_arg(a) for a in args])
+
+
 _pool = threading.local()
 
 

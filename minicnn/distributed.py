@@ -23,8 +23,8 @@ import traceback
 import numpy as np
 
 from minicnn import backend as _backend
-from minicnn.autograd import Tensor, _topological_order, is_grad_enabled
-from minicnn.functional.norm import BatchNormFn
+from minicnn.autograd import Function, Tensor, _topological_order, is_grad_enabled
+from minicnn.kernels import batchnorm as _batchnorm
 from minicnn.nn.module import Module
 from minicnn.nn.normalization import _BatchNorm
 
@@ -407,22 +407,29 @@ class DistributedDataParallel(Module):
 
 
 # ---- SyncBatchNorm ----------------------------------------------------------------------------------------
-class SyncBatchNormFn(BatchNormFn):
-    """BatchNormFn whose backward sums the two per-channel reductions over every rank's part of the batch
-    (``count`` values per channel in all): the gradient of the statistics of the whole, concatenated batch."""
-    def __init__(self, eps, count):
-        super().__init__(eps, batch_stats=True)
-        self.count = count
+class SyncBatchNormFn(Function):
+    """Batch norm with the statistics of the whole, concatenated batch (``mean``, ``var`` over ``count`` values per
+    channel, combined across ranks by the Module); its backward sums the two per-channel reductions over every
+    rank's part of the batch: the gradient through those statistics.  x (N, C, *); weight, bias (C,)."""
+    def __init__(self, eps, count, mean, var):
+        self.eps, self.count, self.mean, self.var = eps, count, mean, var
+
+    def forward(self, x, weight, bias):
+        y, _, _, self.inv_std = _batchnorm.batch_norm_forward(x, self.mean, self.var, weight, bias, self.eps, False)
+        self.x, self.weight = x, weight
+        return y
 
     def backward(self, gy):
         xp = _backend.get_array_module(gy)
-        gbias, gweight = gy.sum(axis=self.axes), (gy * self.xhat).sum(axis=self.axes)
+        shape, axes = (1, gy.shape[1]) + (1,) * (gy.ndim - 2), (0,) + tuple(range(2, gy.ndim))
+        xhat = (self.x - self.mean.reshape(shape)) * self.inv_std.reshape(shape)
+        gbias, gweight = gy.sum(axis=axes), (gy * xhat).sum(axis=axes)
         sums = xp.concatenate([gbias, gweight]).astype(np.float64)
         _allreduce_array(sums)
-        C, shape = gbias.shape[0], self.scale.shape
+        C, scale = gbias.shape[0], (self.weight * self.inv_std).reshape(shape)
         sum_gy, sum_gyx = (sums[:C] / self.count).astype(gy.dtype), (sums[C:] / self.count).astype(gy.dtype)
-        gx = self.scale * (gy - sum_gy.reshape(shape) - self.xhat * sum_gyx.reshape(shape))
-        return gx, None, None, gweight, gbias        # weight and bias: this rank's share (DDP averages them)
+        gx = scale * (gy - sum_gy.reshape(shape) - xhat * sum_gyx.reshape(shape))
+        return gx, gweight, gbias                    # weight and bias: this rank's share (DDP averages them)
 
 
 class SyncBatchNorm(_BatchNorm):
@@ -466,8 +473,8 @@ class SyncBatchNorm(_BatchNorm):
                 buf.data[...] = (1 - factor) * buf.data + factor * xp.asarray(value.astype(buf.dtype))
         weight = self.weight if self.weight is not None else xp.ones(C, x.dtype)
         bias = self.bias if self.bias is not None else xp.zeros(C, x.dtype)
-        return SyncBatchNormFn(self.eps, float(N))(input, xp.asarray(g_mean.astype(x.dtype)),
-                                                   xp.asarray(g_var.astype(x.dtype)), weight, bias)
+        return SyncBatchNormFn(self.eps, float(N), xp.asarray(g_mean.astype(x.dtype)),
+                               xp.asarray(g_var.astype(x.dtype)))(input, weight, bias)
 
     @classmethod
     def convert_sync_batchnorm(cls, module, process_group=None):
