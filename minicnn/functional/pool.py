@@ -4,6 +4,7 @@ adaptive_max_pool2d.  Inputs are (N, C, H, W) or (C, H, W); the loops live in ``
 import numpy as np
 
 from minicnn.autograd import Function, Tensor
+from minicnn.backend import get_array_module
 from minicnn.kernels import adaptive_pool, pool
 from minicnn.functional._args import pair as _pair
 
@@ -46,9 +47,14 @@ class AdaptiveAvgPool2dFn(Function):
 
     def forward(self, x):
         self.x_shape = x.shape
+        if tuple(self.output_size) == (1, 1):               # global average pooling: one bin, a plain mean
+            return x.mean(axis=(2, 3), keepdims=True)
         return adaptive_pool.adaptive_avg_pool_forward(x, self.output_size)
 
     def backward(self, gy):
+        if tuple(self.output_size) == (1, 1):               # every pixel gets gy / (H * W)
+            xp, (H, W) = get_array_module(gy), self.x_shape[2:]
+            return xp.broadcast_to(gy / (H * W), self.x_shape).astype(gy.dtype)
         return adaptive_pool.adaptive_avg_pool_backward(gy, self.x_shape)
 
 

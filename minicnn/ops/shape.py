@@ -94,9 +94,15 @@ def expand(x, *shape):
 
 
 # ---- indexing, joining, padding -------------------------------------------------------------------------
+def _basic(index):
+    """Whether ``index`` is basic indexing only (ints, slices, None, Ellipsis): it never names an element twice."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(p is None or p is Ellipsis or isinstance(p, (int, np.integer, slice)) for p in parts)
+
+
 class GetItemFn(Function):
     """x[index] for ints, slices, None, Ellipsis and integer/boolean arrays; backward scatters with add.at,
-    so repeated integer indices accumulate."""
+    so repeated integer indices accumulate (basic indexing, which repeats nothing, assigns: many times faster)."""
     def __init__(self, index):
         self.index = index
 
@@ -107,7 +113,10 @@ class GetItemFn(Function):
     def backward(self, gy):
         xp = backend.get_array_module(gy)
         gx = xp.zeros(self.shape, self.dtype)
-        xp.add.at(gx, self.index, gy)             # CuPy >= 12 has ufunc.at too
+        if _basic(self.index):
+            gx[self.index] = gy
+        else:
+            xp.add.at(gx, self.index, gy)         # CuPy >= 12 has ufunc.at too
         return gx
 
 

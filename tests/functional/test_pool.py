@@ -6,7 +6,7 @@ from hypothesis import assume, given, strategies as st
 
 import minicnn as mc
 import minicnn.functional as F
-from helpers import DEVICES, distinct_values
+from helpers import DEVICES, distinct_values, to_cpu
 from minicnn.kernels import adaptive_pool, pool
 
 pairs = lambda lo, hi: st.tuples(st.integers(lo, hi), st.integers(lo, hi))   # noqa: E731
@@ -121,3 +121,15 @@ def test_bad_arguments_are_named(call, message):
     with pytest.raises((ValueError, TypeError)) as err:
         call(mc.tensor(np.zeros((1, 1, 4, 4))))
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_global_average_pooling_is_the_mean(device):
+    """Output size 1 (ResNets' head) takes a shortcut around the adaptive-bin kernels: values and gradients."""
+    x = distinct_values((2, 3, 5, 4), seed=3)
+    t = mc.tensor(x, dtype=np.float64, device=device, requires_grad=True)
+    y = F.adaptive_avg_pool2d(t, 1)
+    np.testing.assert_allclose(to_cpu(y.data), x.mean(axis=(2, 3), keepdims=True), rtol=1e-12)
+    y.backward(mc.tensor(np.arange(6.0).reshape(2, 3, 1, 1), dtype=np.float64, device=device))
+    np.testing.assert_allclose(to_cpu(t.grad.data), np.broadcast_to(np.arange(6.0).reshape(2, 3, 1, 1) / 20, x.shape))
+    mc.gradcheck(lambda a: F.adaptive_avg_pool2d(a, (1, 1)), [x])
