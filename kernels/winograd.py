@@ -262,7 +262,6 @@ def _grad_output_gpu(gyp, TH, TW, T, gM):
 # ---- dispatchers ------------------------------------------------------------------------------------------------
 def _padded(x, top, left, HP, WP):
     """x (N, C, H, W) placed at (top, left) in a zero (N, C, HP, WP) array (rows/columns past HP, WP dropped)."""
-    xp = get_array_module(x)
     N, C, H, W = x.shape
     out = scratch("winograd_pad", (N, C, HP, WP), x.dtype, x)
     h, w = min(H, HP - top), min(W, WP - left)

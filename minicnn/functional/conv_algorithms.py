@@ -1,0 +1,213 @@
+"""The convolution algorithms behind conv2d and conv_transpose2d, and the choice among them (``mc.backends``).
+
+A convolution has three passes: the forward ``y = conv(x, W)``, the input gradient ``gx = conv^T(gy, W)`` (which
+is also conv_transpose2d's forward) and the weight gradient ``gW``.  Each algorithm implements all three for the
+geometries it can run (its ``applies``):
+
+    im2col        im2col + a GEMM per image: ``y[n, g] = W[g] (OC/G, C/G*KH*KW) @ cols[n, g]``; ``xp.matmul``
+                  broadcasts it over the batch and the groups (BLAS on the CPU, cuBLAS on the GPU); gx is
+                  ``W^T @ gy`` folded back by col2im, gW the sum over images of ``gy[n] @ cols[n]^T``
+    im2col_gemm   the same with one GEMM over the whole batch (columns (C/G*KH*KW, N*OH*OW)): bigger GEMMs,
+                  but the output and the upstream gradient need a transposing copy
+    gemm_1x1      1x1 filters without padding: the (strided) image is already the column matrix
+    winograd      F(4x4, 3x3) for 3x3 stride-1 filters: a quarter of the multiplies (kernels/winograd.py)
+    direct        plain loops over a few channels (kernels/direct_conv.py)
+
+``run(pass, args, geometry, x_shape, W_shape)`` runs the algorithm ``mc.backends.conv_algorithm`` names, or, for
+``"auto"``, the fastest: measured on the first call of each (pass, device, dtype, shapes, geometry), then cached.
+Columns are recomputed in backward rather than kept from forward: they are KH*KW times the input's size.
+"""
+import time
+from collections import namedtuple
+
+from minicnn import backends
+from minicnn.backend import SIMULATED, get_array_module, scratch, synchronize
+from minicnn.kernels import direct_conv, im2col, winograd
+
+__all__ = ["ALGORITHMS", "Algorithm", "Geometry", "run"]
+
+Geometry = namedtuple("Geometry", "kernel stride padding dilation groups out_size")
+"""One conv2d from an image to its output: pairs (per axis) for kernel, stride, top/left padding, dilation and
+the output size (which fixes the bottom/right padding), and the number of groups."""
+
+
+# ---- im2col + a GEMM per image ------------------------------------------------------------------------------------
+def _columns(x, g, layout):
+    """im2col of x into a reused buffer: (N, C*KH*KW, L) per image or (C*KH*KW, N*L) for the whole batch."""
+    N, R, L = x.shape[0], x.shape[1] * g.kernel[0] * g.kernel[1], g.out_size[0] * g.out_size[1]
+    buf = scratch("cols", (N, R, L) if layout == "batched" else (R, N * L), x.dtype, x)
+    return im2col.im2col(x, g.kernel, g.stride, g.padding, g.dilation, g.out_size, out=buf, layout=layout)
+
+
+def _im2col_forward(x, W, g):
+    N, OC, G, L = x.shape[0], W.shape[0], g.groups, g.out_size[0] * g.out_size[1]
+    cols = _columns(x, g, "batched").reshape(N, G, -1, L)
+    y = get_array_module(x).matmul(W.reshape(G, OC // G, -1), cols)                 # (N, G, OC/G, L)
+    return y.reshape(N, OC, *g.out_size)
+
+
+def _im2col_input_grad(gy, W, g, x_shape):
+    xp, N, OC, G = get_array_module(gy), gy.shape[0], W.shape[0], g.groups
+    Wt = W.reshape(G, OC // G, -1).transpose(0, 2, 1)                                 # (G, C/G*KH*KW, OC/G)
+    gcols = scratch("gcols", (N, G, Wt.shape[1], gy.shape[2] * gy.shape[3]), gy.dtype, gy)
+    xp.matmul(Wt, gy.reshape(N, G, OC // G, -1), out=gcols)
+    return im2col.col2im(gcols.reshape(N, -1, gcols.shape[3]), x_shape, g.kernel, g.stride, g.padding,
+                         g.dilation, g.out_size)
+
+
+def _im2col_weight_grad(x, gy, g, W_shape):
+    """gW[g] = sum over images of (cols[n, g] @ gy[n, g]^T)^T: the small gy is the transposed operand (CuPy's
+    matmul makes both operands contiguous, and the columns are the big one)."""
+    N, OC, G = gy.shape[0], gy.shape[1], g.groups
+    cols = _columns(x, g, "batched").reshape(N, G, -1, gy.shape[2] * gy.shape[3])
+    gWt = get_array_module(x).matmul(cols, gy.reshape(N, G, OC // G, -1).transpose(0, 1, 3, 2))
+    return gWt.sum(axis=0).transpose(0, 2, 1).reshape(W_shape)                       # (G, C/G*KH*KW, OC/G) summed
+
+
+# ---- im2col + one GEMM over the whole batch -------------------------------------------------------------------------
+def _batch_major(a, G):
+    """(N, C, H, W) -> (G, C/G, N*H*W) contiguous, in a reused buffer: the GEMM operand layout."""
+    N, C = a.shape[:2]
+    out = scratch("batch_major", (C, N, a.shape[2] * a.shape[3]), a.dtype, a)
+    out[...] = a.reshape(N, C, -1).transpose(1, 0, 2)
+    return out.reshape(G, C // G, -1)
+
+
+def _gemm_forward(x, W, g):
+    xp, N, OC, G = get_array_module(x), x.shape[0], W.shape[0], g.groups
+    cols = _columns(x, g, "gemm").reshape(G, -1, N * g.out_size[0] * g.out_size[1])
+    y = xp.matmul(W.reshape(G, OC // G, -1), cols).reshape(OC, N, -1)                # (G, OC/G, N*L)
+    return xp.ascontiguousarray(y.transpose(1, 0, 2)).reshape(N, OC, *g.out_size)
+
+
+def _gemm_input_grad(gy, W, g, x_shape):
+    xp, OC, G = get_array_module(gy), W.shape[0], g.groups
+    Wt = W.reshape(G, OC // G, -1).transpose(0, 2, 1)
+    gyb = _batch_major(gy, G)                                                         # (G, OC/G, N*L)
+    gcols = scratch("gcols", (G, Wt.shape[1], gyb.shape[2]), gy.dtype, gy)
+    xp.matmul(Wt, gyb, out=gcols)
+    return im2col.col2im(gcols.reshape(-1, gyb.shape[2]), x_shape, g.kernel, g.stride, g.padding, g.dilation,
+                         g.out_size, layout="gemm")
+
+
+def _gemm_weight_grad(x, gy, g, W_shape):
+    xp, G = get_array_module(x), g.groups
+    gyb = _batch_major(gy, G)                                                         # (G, OC/G, N*L)
+    cols = _columns(x, g, "gemm").reshape(G, -1, gyb.shape[2])                        # (G, C/G*KH*KW, N*L)
+    gWt = xp.matmul(cols, gyb.transpose(0, 2, 1))                                      # (G, C/G*KH*KW, OC/G)
+    return xp.ascontiguousarray(gWt.transpose(0, 2, 1)).reshape(W_shape)
+
+
+# ---- 1x1 filters: no columns at all -------------------------------------------------------------------------------
+def _strided(x, g):
+    """The pixels a 1x1 filter reads: x itself at stride 1, else every stride-th pixel (a copy)."""
+    (SH, SW), (OH, OW) = g.stride, g.out_size
+    if (SH, SW) == (1, 1) and tuple(x.shape[2:]) == (OH, OW):
+        return x
+    return get_array_module(x).ascontiguousarray(x[:, :, :OH * SH:SH, :OW * SW:SW])
+
+
+def _1x1_forward(x, W, g):
+    N, C, OC, G = x.shape[0], x.shape[1], W.shape[0], g.groups
+    xs = _strided(x, g).reshape(N, G, C // G, -1)
+    return get_array_module(x).matmul(W.reshape(G, OC // G, -1), xs).reshape(N, OC, *g.out_size)
+
+
+def _1x1_input_grad(gy, W, g, x_shape):
+    xp, (N, C), OC, G = get_array_module(gy), x_shape[:2], W.shape[0], g.groups
+    gxs = xp.matmul(W.reshape(G, OC // G, -1).transpose(0, 2, 1), gy.reshape(N, G, OC // G, -1))
+    (SH, SW), (OH, OW) = g.stride, g.out_size
+    if (SH, SW) == (1, 1) and tuple(x_shape[2:]) == (OH, OW):
+        return gxs.reshape(x_shape)
+    gx = xp.zeros(x_shape, gy.dtype)                       # only every stride-th pixel was read
+    gx[:, :, :OH * SH:SH, :OW * SW:SW] = gxs.reshape(N, C, OH, OW)
+    return gx
+
+
+def _1x1_weight_grad(x, gy, g, W_shape):
+    N, C, OC, G = x.shape[0], x.shape[1], gy.shape[1], g.groups
+    xs = _strided(x, g).reshape(N, G, C // G, -1)
+    gWt = get_array_module(x).matmul(xs, gy.reshape(N, G, OC // G, -1).transpose(0, 1, 3, 2))
+    return gWt.sum(axis=0).transpose(0, 2, 1).reshape(W_shape)
+
+
+# ---- Winograd F(4x4, 3x3) -----------------------------------------------------------------------------------------
+def _winograd_forward(x, W, g):
+    return winograd.conv3x3(x, W, g.padding, g.out_size)
+
+
+def _winograd_input_grad(gy, W, g, x_shape):
+    """A 3x3 stride-1 correlation of gy with the filters transposed (OC <-> C) and turned by 180 degrees; tap ky
+    of the forward reaches input row iy from output row iy + PH - ky, so the padding becomes 2 - PH."""
+    Wf = get_array_module(W).ascontiguousarray(W.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+    return winograd.conv3x3(gy, Wf, (2 - g.padding[0], 2 - g.padding[1]), tuple(x_shape[2:]))
+
+
+def _winograd_weight_grad(x, gy, g, W_shape):
+    return winograd.conv3x3_weight_grad(x, gy, g.padding)
+
+
+# ---- direct loops -------------------------------------------------------------------------------------------------
+def _direct_forward(x, W, g):
+    return direct_conv.conv_forward(x, W, g.stride, g.padding, g.dilation, g.out_size)
+
+
+def _direct_input_grad(gy, W, g, x_shape):
+    return direct_conv.conv_grad_input(gy, W, x_shape, g.stride, g.padding, g.dilation)
+
+
+def _direct_weight_grad(x, gy, g, W_shape):
+    return direct_conv.conv_grad_weight(x, gy, W_shape, g.stride, g.padding, g.dilation)
+
+
+# ---- the algorithms and the choice among them ---------------------------------------------------------------------
+Algorithm = namedtuple("Algorithm", "forward input_grad weight_grad applies")
+
+
+def _winograd_applies(g, C):
+    return (g.kernel == (3, 3) and g.stride == (1, 1) and g.dilation == (1, 1) and g.groups == 1
+            and max(g.padding) <= 2)
+
+
+ALGORITHMS = {
+    "im2col": Algorithm(_im2col_forward, _im2col_input_grad, _im2col_weight_grad, lambda g, C: True),
+    "im2col_gemm": Algorithm(_gemm_forward, _gemm_input_grad, _gemm_weight_grad, lambda g, C: True),
+    "gemm_1x1": Algorithm(_1x1_forward, _1x1_input_grad, _1x1_weight_grad,
+                          lambda g, C: g.kernel == (1, 1) and g.padding == (0, 0)),
+    "winograd": Algorithm(_winograd_forward, _winograd_input_grad, _winograd_weight_grad, _winograd_applies),
+    "direct": Algorithm(_direct_forward, _direct_input_grad, _direct_weight_grad,
+                        lambda g, C: g.groups == 1 and C <= direct_conv.MAX_CHANNELS),
+}
+_PASS = {"forward": 0, "input_grad": 1, "weight_grad": 2}
+
+
+def run(which, args, g, x_shape, W_shape):
+    """Run pass ``which`` ("forward", "input_grad", "weight_grad") with the algorithm ``mc.backends`` chooses;
+    returns (result, algorithm name)."""
+    C = x_shape[1] // g.groups
+    usable = [name for name, a in ALGORITHMS.items() if a.applies(g, C)]
+    choice = backends.conv_algorithm
+    if choice != "auto":
+        if choice not in ALGORITHMS:
+            raise ValueError(f"conv2d: unknown mc.backends.conv_algorithm {choice!r}; expected 'auto' or one of "
+                             f"{', '.join(ALGORITHMS)}")
+        name = choice if choice in usable else "im2col"
+        return ALGORITHMS[name][_PASS[which]](*args), name
+    key = (which, type(args[0]).__name__, args[0].dtype.str, tuple(x_shape), tuple(W_shape), g)
+    name = backends.conv_choices.get(key)
+    if name is not None:
+        return ALGORITHMS[name][_PASS[which]](*args), name
+    timings, best = {}, None                     # first call of this shape: time every candidate, keep the fastest
+    for name in usable:
+        fn = ALGORITHMS[name][_PASS[which]]
+        if not SIMULATED:
+            fn(*args)                            # warm-up: compilation, buffers
+        synchronize()
+        t0 = time.perf_counter()
+        out = fn(*args)
+        synchronize()
+        timings[name] = time.perf_counter() - t0
+        if best is None or timings[name] < timings[best[0]]:
+            best = name, out
+    backends.conv_choices[key], backends.conv_timings[key] = best[0], timings
+    return best[1], best[0]
