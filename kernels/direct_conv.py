@@ -10,8 +10,10 @@ row.  That loop indexes a view of the row from 0 (``src = row[kx:kx + OW]``, the
 inside the index (``row[ox + kx]``) Numba's negative-index wraparound stops LLVM from vectorising it, measured
 6 against 32 GFLOP/s on one core here.
 
-    forward       acc (OC, OW) for one output row: each input row segment is read once for all OC filters
-    input grad    the adjoint: each gy row adds w * gy into the padded gradient rows it came from (the task owns
+    forward       stride 1: each plane flattened, computed on the padded width (one long loop per tap, below);
+                  else acc (OC, OW) for one output row: each input row segment is read once for all OC filters
+    input grad    stride 1: the forward of gy with the filters transposed and turned by 180 degrees; else:
+                  the adjoint: each gy row adds w * gy into the padded gradient rows it came from (the task owns
                   its image's gradient, so there are no races), cropped at the end
     weight grad   per task (a share of the images) one row of partial sums per weight, part (OC, C, KH, KW, OW),
                   summed over the tasks and the row at the end: the loop vectorises without reassociating a sum
@@ -71,6 +73,30 @@ def _forward_cpu(xp, W, s, d, y):
                                     a[ox] += w * srcs[ox]
             for o in range(OC):
                 y[n, o, oy] = acc[o]
+
+
+@njit(parallel=True, cache=True)
+def _forward_flat_cpu(xf, W, d, WP, y):
+    """Stride 1: the padded planes flattened, xf (N, C, HP*WP + extra), and each output plane computed on the
+    padded width, acc (OH*WP): tap (ky, kx) is then one shift of the whole plane, ``ky * DH * WP + kx * DW``, and
+    the inner loop runs over OH*WP values at once.  The WP - OW extra columns per row are computed and dropped."""
+    N, C = xf.shape[0], xf.shape[1]
+    OC, KH, KW = W.shape[0], W.shape[2], W.shape[3]
+    OH, OW = y.shape[2], y.shape[3]
+    L = OH * WP
+    for no in prange(N * OC):
+        n, o = no // OC, no % OC
+        acc = np.zeros(L, y.dtype)
+        for c in range(C):
+            plane = xf[n, c]
+            for ky in range(KH):
+                for kx in range(KW):
+                    w, off = W[o, c, ky, kx], ky * d[0] * WP + kx * d[1]
+                    src = plane[off:off + L]
+                    for j in range(L):
+                        acc[j] += w * src[j]
+        for oy in range(OH):
+            y[n, o, oy] = acc[oy * WP:oy * WP + OW]
 
 
 @njit(parallel=True, cache=True)
@@ -188,13 +214,16 @@ def _pairs(*pairs):
     return tuple((int(a), int(b)) for a, b in pairs)
 
 
-def _padded(x, p, size):
+def _padded(x, p, size, out=None):
     """x (N, C, H, W) at (PH, PW) in a zero (N, C, HP, WP) buffer (what lies past HP, WP is never read)."""
     N, C, H, W = x.shape
     (PH, PW), (HP, WP) = p, size
-    out = scratch("direct_pad", (N, C, HP, WP), x.dtype, x)
+    out = scratch("direct_pad", (N, C, HP, WP), x.dtype, x) if out is None else out
     h, w = min(H, HP - PH), min(W, WP - PW)
-    out[...] = 0
+    out[:, :, :PH] = 0                                  # zero only what the image does not cover
+    out[:, :, PH + h:] = 0
+    out[:, :, PH:PH + h, :PW] = 0
+    out[:, :, PH:PH + h, PW + w:] = 0
     out[:, :, PH:PH + h, PW:PW + w] = x[:, :, :h, :w]
     return out
 
@@ -205,7 +234,14 @@ def conv_forward(x, W, stride, padding, dilation, out_size, device=None):
     s, p, d = _pairs(stride, padding, dilation)
     W = xp.ascontiguousarray(W)
     y = xp.empty((x.shape[0], W.shape[0]) + tuple(out_size), x.dtype)
-    if device == "cpu":
+    if device == "cpu" and s == (1, 1):
+        (N, C), (OC, _, KH, KW), (OH, OW) = x.shape[:2], W.shape, out_size
+        HP, WP = padded_size((KH, KW), s, d, out_size)
+        xf = scratch("direct_flat", (N, C, HP * WP + (KW - 1) * d[1]), x.dtype, x)
+        xf[:, :, HP * WP:] = 0
+        _padded(x, p, (HP, WP), out=xf[:, :, :HP * WP].reshape(N, C, HP, WP))
+        cpu_launch(_forward_flat_cpu, y.size)(xf, W, d, WP, y)
+    elif device == "cpu":
         xpad = _padded(x, p, padded_size(W.shape[2:], s, d, out_size))
         cpu_launch(_forward_cpu, y.size)(xpad, W, s, d, y)
     else:
@@ -218,6 +254,13 @@ def conv_grad_input(gy, W, x_shape, stride, padding, dilation, device=None):
     xp, device = get_array_module(gy), device or device_of(gy)
     s, p, d = _pairs(stride, padding, dilation)
     gy, W = xp.ascontiguousarray(gy), xp.ascontiguousarray(W)
+    (KH, KW), (DH, DW) = W.shape[2:], d
+    flipped_pad = ((KH - 1) * DH - p[0], (KW - 1) * DW - p[1])
+    if device == "cpu" and s == (1, 1) and min(flipped_pad) >= 0:
+        # stride 1: tap ky reaches input row iy from output row iy + PH - ky * DH, so gx is the correlation of gy,
+        # padded by (KH - 1) * DH - PH, with the filters transposed (OC <-> C) and turned by 180 degrees
+        Wf = np.ascontiguousarray(W.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
+        return conv_forward(gy, Wf, s, flipped_pad, d, tuple(x_shape[2:]))
     if device == "cpu":
         (N, C, H, Wd), (PH, PW) = x_shape, p
         HP, WP = padded_size(W.shape[2:], s, d, gy.shape[2:])
