@@ -235,7 +235,7 @@ def conv_forward(x, W, stride, padding, dilation, out_size, device=None):
     W = xp.ascontiguousarray(W)
     y = xp.empty((x.shape[0], W.shape[0]) + tuple(out_size), x.dtype)
     if device == "cpu" and s == (1, 1):
-        (N, C), (OC, _, KH, KW), (OH, OW) = x.shape[:2], W.shape, out_size
+        (N, C), (KH, KW) = x.shape[:2], W.shape[2:]
         HP, WP = padded_size((KH, KW), s, d, out_size)
         xf = scratch("direct_flat", (N, C, HP * WP + (KW - 1) * d[1]), x.dtype, x)
         xf[:, :, HP * WP:] = 0
