@@ -69,7 +69,8 @@ def train(args):
     from minicnn import train as T
     from minicnn.data import DownloadError
     if dist.launched_world_size() > 1 and not dist.is_initialized():
-        dist.init_process_group()        # under mpiexec -n N: data-parallel, every rank runs this command
+        # under mpiexec -n N: data-parallel, every rank runs this command; GPUs reduce through NCCL
+        dist.init_process_group("nccl" if args.device == "cuda" and dist.is_nccl_available() else "mpi")
     world, quiet = (dist.get_world_size(), dist.get_rank() > 0) if dist.is_initialized() else (1, False)
     given = {k: v for k, v in vars(args).items() if k not in ("command", "model", "resume")}
     if args.resume:
