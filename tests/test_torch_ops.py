@@ -274,3 +274,15 @@ def test_random_fills():
     assert -2 <= float(u.min()) and float(u.max()) < 2 and abs(float(u.mean())) < 0.1
     n = mc.zeros(4000, dtype=mc.float64).normal_(1.0, 3.0)
     assert n.dtype == np.float64 and abs(float(n.mean()) - 1) < 0.2 and abs(float(n.std()) - 3) < 0.2
+
+
+def test_integer_and_boolean_operators():
+    a, b = np.array([7, -3, 8]), np.array([2, 2, 3])
+    np.testing.assert_array_equal((mc.tensor(a) % 3).numpy(), a % 3)
+    np.testing.assert_array_equal((mc.tensor(a) // mc.tensor(b)).numpy(), a // b)
+    np.testing.assert_array_equal((10 % mc.tensor(b)).numpy(), 10 % b)
+    m, n = mc.tensor(a) > 0, mc.tensor(b) > 2
+    np.testing.assert_array_equal((m & n).numpy(), (a > 0) & (b > 2))
+    np.testing.assert_array_equal((m | n).numpy(), (a > 0) | (b > 2))
+    np.testing.assert_array_equal((~m).numpy(), ~(a > 0))
+    assert (mc.tensor(a) == mc.tensor([7, 0, 8])).tolist() == [True, False, True]

@@ -169,6 +169,12 @@ def attach():
     T.eq, T.ne, T.lt, T.le, T.gt, T.ge = (indexing.eq, indexing.ne, indexing.lt, indexing.le, indexing.gt,
                                          indexing.ge)
     T.__eq__, T.__ne__ = indexing.eq, indexing.ne          # elementwise, as torch (hash stays by identity)
+    for name, op in (("mod", lambda a, b: a % b), ("floordiv", lambda a, b: a // b), ("and", lambda a, b: a & b),
+                     ("or", lambda a, b: a | b), ("xor", lambda a, b: a ^ b)):
+        f = indexing._comparison(op)                       # integer and boolean arithmetic: no gradient
+        setattr(T, f"__{name}__", f)
+        setattr(T, f"__r{name}__", lambda self, other, f=f: f(other, self))
+    T.__invert__ = lambda self: Tensor._make(~self.data, self.device)
     T.clamp = T.clip = indexing.clamp
     T.split = lambda self, split_size_or_sections, dim=0: split(self, split_size_or_sections, dim)
 
