@@ -20,7 +20,7 @@ def _train_parser(sub):
                        description="Train MODEL.  Options left out take the model's defaults (see "
                                    "minicnn/train.py, DEFAULTS); when resuming, the checkpoint's.")
     p.add_argument("model", help="model name, e.g. lenet5")
-    p.add_argument("--dataset", choices=["mnist", "fashion-mnist", "cifar10", "cifar100"])
+    p.add_argument("--dataset", choices=["mnist", "fashion-mnist", "cifar10", "cifar100", "mnist-segmentation"])
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="learning rate (at the start of the cosine schedule)")
@@ -71,7 +71,8 @@ def train(args):
     from minicnn import train as T
     from minicnn.data import DownloadError
     if dist.launched_world_size() > 1 and not dist.is_initialized():
-        dist.init_process_group()        # under mpiexec -n N: data-parallel, every rank runs this command
+        # under mpiexec -n N: data-parallel, every rank runs this command; GPUs reduce through NCCL
+        dist.init_process_group("nccl" if args.device == "cuda" and dist.is_nccl_available() else "mpi")
     world, quiet = (dist.get_world_size(), dist.get_rank() > 0) if dist.is_initialized() else (1, False)
     given = {k: v for k, v in vars(args).items() if k not in ("command", "model", "resume")}
     if args.resume:
@@ -102,7 +103,15 @@ def train(args):
         print(f"\ninterrupted; continue with: python -m minicnn train {cfg['model']} --resume {ckpt}",
               file=sys.stderr)
         return 130
-    if history and not quiet:
+    if history and not quiet and "test_miou" in history[-1]:           # segmentation
+        print(f"done: test mIoU {history[-1]['test_miou']:.4f}, pixel accuracy "
+              f"{100 * history[-1]['test_pixel_acc']:.2f}% after {len(history)} epochs; "
+              f"{cfg['out']}/metrics.csv, curves.png, segmentation.png, checkpoint.npz")
+    elif history and not quiet and "test_auc" in history[-1]:          # embeddings
+        print(f"done: verification ROC AUC {history[-1]['test_auc']:.4f}, 1-NN accuracy "
+              f"{100 * history[-1]['test_nn_acc']:.2f}% after {len(history)} epochs; "
+              f"{cfg['out']}/metrics.csv, curves.png, embeddings.png, checkpoint.npz")
+    elif history and not quiet:
         print(f"done: test accuracy {100 * history[-1]['test_acc']:.2f}% after {len(history)} epochs; "
               f"{cfg['out']}/metrics.csv, curves.png, checkpoint.npz")
     return 0

@@ -28,7 +28,7 @@ from minicnn.kernels import batchnorm as _batchnorm
 from minicnn.nn.module import Module
 from minicnn.nn.normalization import _BatchNorm
 
-__all__ = ["ReduceOp", "is_available", "init_process_group", "is_initialized", "destroy_process_group",
+__all__ = ["ReduceOp", "is_available", "is_nccl_available", "init_process_group", "is_initialized", "destroy_process_group",
            "get_rank", "get_world_size", "get_backend", "barrier", "all_reduce", "broadcast", "all_gather_object",
            "DistributedDataParallel", "SyncBatchNorm", "launched_world_size"]
 
@@ -67,6 +67,17 @@ def is_available():
     """True where mpi4py is installed (the ``dist`` extra)."""
     import importlib.util
     return importlib.util.find_spec("mpi4py") is not None
+
+
+def is_nccl_available():
+    """True where CuPy with a GPU and its NCCL bindings (``cupy.cuda.nccl``) are importable."""
+    if not _backend.HAS_CUPY:
+        return False
+    try:
+        from cupy.cuda import nccl
+    except ImportError:
+        return False
+    return bool(getattr(nccl, "available", True))
 
 
 def launched_world_size():

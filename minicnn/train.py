@@ -38,6 +38,12 @@ DEFAULTS = {
     "lenet5": dict(dataset="mnist", epochs=8, batch_size=64, optimizer="sgd", lr=0.05, momentum=0.9,
                    weight_decay=5e-4, schedule="cosine", threads=1),
 }
+# Segmentation (minicnn/tasks/segmentation.py) and embeddings (minicnn/tasks/embedding.py); README gives results.
+_SEGMENTER = dict(dataset="mnist-segmentation", epochs=3, batch_size=32, optimizer="adam", lr=3e-3, momentum=0.9,
+                  weight_decay=0.0, schedule="cosine", threads=1)
+DEFAULTS.update({"unet": dict(_SEGMENTER), **{n: dict(_SEGMENTER, lr=1e-3) for n in ("fcn32s", "fcn16s", "fcn8s")},
+                 "embedding_net": dict(dataset="mnist", epochs=4, batch_size=128, optimizer="adam", lr=3e-3,
+                                       momentum=0.9, weight_decay=0.0, schedule="cosine", threads=1)})
 FALLBACK = dict(dataset="cifar10", epochs=30, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9,
                 weight_decay=5e-4, schedule="cosine", threads=None)
 COMMON = dict(device="cpu", seed=0, out=None, data=None, augment=True, limit_train=None, limit_test=None)
@@ -214,7 +220,7 @@ def _fit(cfg, resume, log):
         if state is not None and cfg[key] != state["config"][key]:
             raise ValueError(f"cannot resume a run of {key} {state['config'][key]!r} as {key} {cfg[key]!r}")
     mc.manual_seed(cfg["seed"])
-    task = task_for(cfg["dataset"])
+    task = task_for(cfg["dataset"], cfg["model"])
     train_set, test_set, num_classes = task.build_datasets(cfg)
     model = build_model(cfg["model"], num_classes, device)
     optimizer = build_optimizer(cfg, model.parameters())

@@ -9,4 +9,6 @@ from minicnn.functional.roi import *  # noqa: F401,F403
 from minicnn.functional.norm import *  # noqa: F401,F403
 from minicnn.functional.detection import *  # noqa: F401,F403
 from minicnn.functional.misc import *  # noqa: F401,F403
+from minicnn.functional.metric_learning import *  # noqa: F401,F403
+from minicnn.functional.gram import *  # noqa: F401,F403
 from minicnn.ops import pad  # noqa: F401

@@ -66,7 +66,9 @@ def _inplace(op, self, compute, *others):
 
 
 def _alpha(other, alpha):
-    return other if alpha == 1 else mul(other, alpha)
+    if alpha == 1:
+        return other
+    return mul(other, alpha) if isinstance(other, Tensor) else other * alpha
 
 
 def _to(self, *args, **kwargs):
@@ -166,6 +168,13 @@ def attach():
     T.nonzero, T.allclose, T.isclose, T.equal = indexing.nonzero, indexing.allclose, indexing.isclose, indexing.equal
     T.eq, T.ne, T.lt, T.le, T.gt, T.ge = (indexing.eq, indexing.ne, indexing.lt, indexing.le, indexing.gt,
                                          indexing.ge)
+    T.__eq__, T.__ne__ = indexing.eq, indexing.ne          # elementwise, as torch (hash stays by identity)
+    for name, op in (("mod", lambda a, b: a % b), ("floordiv", lambda a, b: a // b), ("and", lambda a, b: a & b),
+                     ("or", lambda a, b: a | b), ("xor", lambda a, b: a ^ b)):
+        f = indexing._comparison(op)                       # integer and boolean arithmetic: no gradient
+        setattr(T, f"__{name}__", f)
+        setattr(T, f"__r{name}__", lambda self, other, f=f: f(other, self))
+    T.__invert__ = lambda self: Tensor._make(~self.data, self.device)
     T.clamp = T.clip = indexing.clamp
     T.split = lambda self, split_size_or_sections, dim=0: split(self, split_size_or_sections, dim)
 

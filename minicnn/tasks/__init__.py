@@ -11,7 +11,7 @@ import importlib
 __all__ = ["Task", "TASKS", "BUILTIN", "register", "get_task", "task_for"]
 
 TASKS = {}                              # task name -> Task subclass
-BUILTIN = ["classification"]            # modules of minicnn/tasks/ holding the built-in tasks
+BUILTIN = ["classification", "segmentation", "embedding"]   # modules holding the built-in tasks
 
 
 def register(cls):
@@ -27,6 +27,7 @@ class Task:
     the (key, y-axis label) panels of ``curves.png``, each plotting ``train_<key>`` and/or ``test_<key>``."""
     name = None
     datasets = ()                  # the dataset names this task trains on
+    models = ()                    # models that take this task on its datasets even where another claims them
     eval_batch_size = 1000         # batch size of the test loader
     curves = (("loss", "loss"),)
 
@@ -64,9 +65,13 @@ def get_task(name):
     return TASKS[name]()
 
 
-def task_for(dataset):
-    """An instance of the task that trains on ``dataset``."""
+def task_for(dataset, model=None):
+    """An instance of the task that trains on ``dataset`` (the one naming ``model`` in its ``models`` first:
+    ``embedding_net`` on mnist learns embeddings, not classes)."""
     _load()
+    for cls in TASKS.values():
+        if model is not None and model in cls.models and dataset in cls.datasets:
+            return cls()
     for cls in TASKS.values():
         if dataset in cls.datasets:
             return cls()
