@@ -93,8 +93,8 @@ def _max_window(xpad, n, c, oy, ox, k, s, p, d, W):
         for dx in range(k[1]):
             ix = ox * s[1] + dx * d[1]
             v = xpad[n, c, iy, ix]
-            if v > best or math.isnan(v):
-                best, where = v, (iy - p[0]) * W + ix - p[1]
+            take = v > best or v != v                                  # v != v: v is NaN
+            best, where = (v, (iy - p[0]) * W + ix - p[1]) if take else (best, where)
     return best, where
 
 
