@@ -100,7 +100,7 @@ def _grad_input_cpu(x, gy, mean, inv_std, scale, gbias, gweight, gx):
 
 
 # ---- CUDA kernels: one thread per element (the sums are CuPy reductions) -------------------------------------------
-@cuda.jit
+@cuda.jit(cache=True)
 def _affine_gpu(x, scale, shift, y):
     i = cuda.grid(1)
     N, C, L = x.shape
@@ -109,7 +109,7 @@ def _affine_gpu(x, scale, shift, y):
         y[n, c, j] = x[n, c, j] * scale[c] + shift[c]
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _grad_input_gpu(x, gy, mean, inv_std, scale, gbias, gweight, gx):
     i = cuda.grid(1)
     N, C, L = x.shape

@@ -153,7 +153,7 @@ def _grad_weight_cpu(xp, gy, s, d, part):
 
 
 # ---- CUDA kernels -----------------------------------------------------------------------------------------------
-@cuda.jit
+@cuda.jit(cache=True)
 def _forward_gpu(x, W, s, p, d, y):
     i = cuda.grid(1)
     N, OC, OH, OW = y.shape
@@ -171,7 +171,7 @@ def _forward_gpu(x, W, s, p, d, y):
         y[n, o, oy, ox] = acc
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _grad_input_gpu(gy, W, s, p, d, gx):
     i = cuda.grid(1)
     N, C, H, Wd = gx.shape
@@ -191,7 +191,7 @@ def _grad_input_gpu(gy, W, s, p, d, gx):
         gx[n, c, iy, ix] = acc
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _grad_weight_gpu(x, gy, s, p, d, gW):
     i = cuda.grid(1)
     OC, C, KH, KW = gW.shape

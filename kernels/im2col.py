@@ -129,7 +129,7 @@ def _col2im_cpu(cols, k, s, p, d, gx, batch_first):
 
 
 # ---- CUDA kernels: one thread per element written ---------------------------------------------------------------
-@cuda.jit
+@cuda.jit(cache=True)
 def _im2col_gpu(x, k, s, p, d, cols, batch_first):
     i = cuda.grid(1)
     A, B, OH, OW = cols.shape
@@ -140,7 +140,7 @@ def _im2col_gpu(x, k, s, p, d, cols, batch_first):
         cols[a, b, oy, ox] = _pixel_gpu(x, n, c, oy * s[0] - p[0] + ky * d[0], ox * s[1] - p[1] + kx * d[1])
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _col2im_gpu(cols, k, s, p, d, gx, batch_first):
     i = cuda.grid(1)
     N, C, H, W = gx.shape

@@ -203,7 +203,7 @@ def _grad_output_cpu(gyp, TH, TW, gM):
 
 
 # ---- CUDA kernels: one tile per thread; the first 1-d pass goes to a scratch array T in global memory -------------
-@cuda.jit
+@cuda.jit(cache=True)
 def _input_gpu(xpad, TH, TW, T, V):
     C, P = V.shape[1], V.shape[2]
     c, p = cuda.grid(2)                                      # one (channel, tile) per thread
@@ -223,7 +223,7 @@ def _input_gpu(xpad, TH, TW, T, V):
             V[6 * i + 3, c, p], V[6 * i + 4, c, p], V[6 * i + 5, c, p] = v3, v4, v5
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _output_gpu(M, TH, TW, T, yp):
     OC, P = M.shape[1], M.shape[2]
     o, p = cuda.grid(2)                                      # one (output channel, tile) per thread
@@ -240,7 +240,7 @@ def _output_gpu(M, TH, TW, T, yp):
             yp[n, o, 4 * th + r, 4 * tw + 2], yp[n, o, 4 * th + r, 4 * tw + 3] = y2, y3
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _grad_output_gpu(gyp, TH, TW, T, gM):
     OC, P = gM.shape[1], gM.shape[2]
     o, p = cuda.grid(2)
