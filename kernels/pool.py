@@ -112,12 +112,15 @@ _window_sum_cpu, _window_sum_gpu = njit(inline="always", cache=True)(_window_sum
 
 # ---- max pooling -------------------------------------------------------------------------------------------------
 @functools.cache
-def _max_fwd_cpu(KH, KW):
-    """The CPU forward kernel for KH x KW windows (a closure constant: the compiler unrolls the taps)."""
-    k = (KH, KW)
+def _max_fwd_cpu(KH, KW, SH, SW, DH, DW):
+    """The CPU forward kernel for KH x KW windows, stride and dilation as closure constants: the compiler unrolls
+    the taps and, knowing the indices ``ox * SW + dx * DW`` are not negative, vectorises along the row (2x2/2 at
+    64x64x32x32: 1.9 ms here, against 7 ms with the stride and dilation passed as arguments)."""
+    k, s_, d_ = (KH, KW), (SH, SW), (DH, DW)
 
     @njit(parallel=True, cache=True)
-    def kernel(xpad, s, p, d, W, y, arg):
+    def kernel(xpad, p, W, y, arg):
+        s, d = s_, d_
         N, C, OH, OW = y.shape
         for nc in prange(N * C):                                       # one (n, c) plane per task
             n, c = nc // C, nc % C
@@ -170,7 +173,7 @@ def max_pool_forward(x, k, s=None, p=0, d=1, ceil_mode=False, device=None):
     xpad = xp.ascontiguousarray(_padded(x, out, k, s, p, d, -np.inf))
     y, arg = xp.empty((N, C) + out, x.dtype), xp.empty((N, C) + out, np.int32)
     if device == "cpu":
-        _max_fwd_cpu(*k)(xpad, s, p, d, W, y, arg)
+        _max_fwd_cpu(*k, *s, *d)(xpad, p, W, y, arg)
     else:
         launch(_max_fwd_gpu, y.size)(xpad, k, s, p, d, W, y, arg)
     return y, arg
