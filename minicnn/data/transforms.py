@@ -100,6 +100,12 @@ class RandomHorizontalFlip(Transform):
         return xp.where(flip[:, None, None, None], x[..., ::-1], x)
 
 
+# the augmentations of the lectures' classifiers (AlexNet's PCA colour, Inception's crops, YOLO's HSV, TTA crops)
+from minicnn.data.augment import (ColorJitter, FancyPCA, FiveCrop, RandomAffine, RandomErasing,  # noqa: E402
+                                  RandomHSV, RandomResizedCrop, RandomRotation, TenCrop, average_crops)
+__all__ += ["FancyPCA", "RandomResizedCrop", "RandomRotation", "RandomAffine", "RandomHSV", "ColorJitter",
+            "RandomErasing", "FiveCrop", "TenCrop", "average_crops"]
+
 # torchvision's per-sample transforms (ToTensor, Resize, ...).  Compose, Normalize, RandomCrop and
 # RandomHorizontalFlip are replaced by subclasses that also take one image; on a batch they run the code above.
 from minicnn.data.sample_transforms import (CenterCrop, Compose, Lambda, Normalize, PILToTensor,  # noqa: E402,F811

@@ -51,14 +51,22 @@ def classification_loss(out, y):
     return F.cross_entropy(out, y), out
 
 
-def evaluate(model, loader):
-    """(mean loss, predicted classes, true classes) over ``loader``, in eval mode without a graph."""
+def evaluate(model, loader, tta=None):
+    """(mean loss, predicted classes, true classes) over ``loader``, in eval mode without a graph.
+
+    ``tta``: a test-time augmentation that turns a batch into ``tta.ncrops`` crops per image
+    (``T.TenCrop(224)``, AlexNet's 10 patches): the softmax outputs of each image's crops are averaged (§4.1),
+    the loss is the NLL of that average."""
     model.eval()
     total, preds, targets = 0.0, [], []
     with mc.no_grad():
         for x, y in loader:
+            if tta is not None:
+                x = mc.tensor(tta(x.data if isinstance(x, mc.Tensor) else x), device=y.device)
             out = model(x)
             logits = out[0] if isinstance(out, (tuple, list)) else out
+            if tta is not None:                   # log of the mean softmax: argmax and NLL read it as logits
+                logits = mc.log(T.average_crops(F.softmax(logits, dim=1), tta.ncrops))
             total += F.cross_entropy(logits, y).item() * len(y)
             preds.append(backend.to_cpu(logits.data.argmax(axis=1)))
             targets.append(backend.to_cpu(y.data))
