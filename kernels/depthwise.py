@@ -18,6 +18,7 @@ from numba import cuda, njit, prange
 
 from minicnn.backend import device_of, get_array_module, launch
 from minicnn.kernels.im2col import cpu_launch, pad_input, tap_window
+from minicnn.kernels.scalar import like
 
 __all__ = ["depthwise_forward", "depthwise_grad_input", "depthwise_grad_weight", "depthwise_forward_ref",
            "depthwise_grad_input_ref", "depthwise_grad_weight_ref"]
@@ -62,7 +63,7 @@ def depthwise_grad_weight_ref(gy, x, w_shape, s, p, d):
 def _out_one(x, w, n, o, oy, ox, s, p, d):
     """y[n, o, oy, ox]."""
     c = o // (w.shape[0] // x.shape[1])
-    acc = 0.0                                              # float64 accumulator, also for float32 inputs
+    acc = like(0, x[n, c, 0, 0])                           # in the data's dtype (0.0 would be float64)
     for ky in range(w.shape[2]):
         for kx in range(w.shape[3]):
             iy, ix = oy * s[0] - p[0] + ky * d[0], ox * s[1] - p[1] + kx * d[1]
@@ -73,7 +74,7 @@ def _out_one(x, w, n, o, oy, ox, s, p, d):
 
 def _grad_input_one(gy, w, M, n, c, iy, ix, s, p, d):
     """gx[n, c, iy, ix]: the outputs of channel c's M filters whose window holds (iy, ix)."""
-    acc = 0.0
+    acc = like(0, gy[n, 0, 0, 0])
     for ky in range(w.shape[2]):
         ty = iy + p[0] - ky * d[0]                         # tap ky reaches row iy from output row oy = ty / SH
         oy = ty // s[0]
@@ -91,7 +92,7 @@ def _grad_weight_one(gy, x, o, ky, kx, s, p, d):
     """gw[o, 0, ky, kx]: tap (ky, kx) of filter o against every output of o."""
     N, OC, OH, OW = gy.shape
     c = o // (OC // x.shape[1])
-    acc = 0.0
+    acc = like(0, gy[0, o, 0, 0])
     for n in range(N):
         for oy in range(OH):
             for ox in range(OW):

@@ -20,6 +20,7 @@ from numba import cuda, njit, prange
 from numba.extending import register_jitable
 
 from minicnn.backend import device_of, get_array_module, launch
+from minicnn.kernels.scalar import like
 
 
 def _round_half_away(v, xp):
@@ -56,8 +57,8 @@ def _bin_max(x, batch, rows, cols, r, c, ph, pw):
     """Max of bin (ph, pw) of RoI r in channel c and where it is (h * W + w); an empty bin gives (0, -1)."""
     h0, h1, w0, w1 = rows[r, ph, 0], rows[r, ph, 1], cols[r, pw, 0], cols[r, pw, 1]
     if h1 <= h0 or w1 <= w0:
-        return 0.0, -1
-    best, where = -math.inf, -1
+        return like(0, x[0, 0, 0, 0]), -1                              # in x's dtype, not float64
+    best, where = like(-math.inf, x[0, 0, 0, 0]), -1
     for h in range(h0, h1):
         for w in range(w0, w1):
             if x[batch[r], c, h, w] > best:                            # strict: the first maximum wins ties
@@ -103,7 +104,7 @@ def _bwd_gpu(gy, argmax, batch, rows, cols, gx):
     i = cuda.grid(1)                                                   # one thread per input element: a gather
     if i < gx.size:
         n, c, h, w = _unravel(i, gx.shape)
-        acc = 0.0
+        acc = like(0, gy[0, 0, 0, 0])
         for r in range(batch.shape[0]):
             if batch[r] != n:
                 continue
