@@ -97,7 +97,7 @@ def _avg_fwd_cpu(x, y):
                 y[n, c, oy, ox] = _bin_mean(x, n, c, oy, ox, OH, OW)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _avg_fwd_gpu(x, y):
     i = cuda.grid(1)
     if i < y.size:
@@ -115,7 +115,7 @@ def _avg_bwd_cpu(gy, gx):
                 gx[n, c, iy, ix] = _mean_grad(gy, n, c, iy, ix, H, W)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _avg_bwd_gpu(gy, gx):
     i = cuda.grid(1)
     if i < gx.size:
@@ -133,7 +133,7 @@ def _max_fwd_cpu(x, y, arg):
                 y[n, c, oy, ox], arg[n, c, oy, ox] = _bin_max(x, n, c, oy, ox, OH, OW)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _max_fwd_gpu(x, y, arg):
     i = cuda.grid(1)
     if i < y.size:
@@ -151,7 +151,7 @@ def _max_bwd_cpu(gy, arg, gx):
                 gx[n, c, iy, ix] = _max_grad(gy, arg, n, c, iy, ix, H, W)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _max_bwd_gpu(gy, arg, gx):
     i = cuda.grid(1)
     if i < gx.size:

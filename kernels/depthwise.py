@@ -171,7 +171,7 @@ def _grad_weight_cpu(gy, x, s, p, d, gw):
 
 
 # ---- CUDA kernels: one thread per element written -----------------------------------------------------------------
-@cuda.jit
+@cuda.jit(cache=True)
 def _forward_gpu(x, w, s, p, d, y):
     i = cuda.grid(1)
     N, OC, OH, OW = y.shape
@@ -180,7 +180,7 @@ def _forward_gpu(x, w, s, p, d, y):
         y[n, o, oy, ox] = _out_one_gpu(x, w, n, o, oy, ox, s, p, d)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _grad_input_gpu(gy, w, s, p, d, gx):
     i = cuda.grid(1)
     N, C, H, W = gx.shape
@@ -189,7 +189,7 @@ def _grad_input_gpu(gy, w, s, p, d, gx):
         gx[n, c, iy, ix] = _grad_input_one_gpu(gy, w, w.shape[0] // C, n, c, iy, ix, s, p, d)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _grad_weight_gpu(gy, x, s, p, d, gw):
     i = cuda.grid(1)
     OC, _, KH, KW = gw.shape

@@ -100,7 +100,7 @@ def _lrn_bwd_cpu(x, y, scale, gy, size, alpha, beta, gx):
 
 
 # ---- CUDA kernels: one thread per output (forward) / per input-gradient element (backward) --------------------
-@cuda.jit
+@cuda.jit(cache=True)
 def _lrn_fwd_gpu(x, size, alpha, beta, k, y, scale):
     i = cuda.grid(1)
     N, C, M = x.shape
@@ -109,7 +109,7 @@ def _lrn_fwd_gpu(x, size, alpha, beta, k, y, scale):
         y[n, c, m], scale[n, c, m] = _lrn_one_gpu(x, n, c, m, size, alpha, beta, k)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _lrn_bwd_gpu(x, y, scale, gy, size, alpha, beta, gx):
     i = cuda.grid(1)
     N, C, M = x.shape

@@ -103,7 +103,7 @@ def _sweep_cpu(suppress, keep):
 
 
 # ---- CUDA kernels: one thread per pair ---------------------------------------------------------------------------
-@cuda.jit
+@cuda.jit(cache=True)
 def _box_iou_gpu(a, b, out):
     t = cuda.grid(1)
     K, L = out.shape
@@ -112,7 +112,7 @@ def _box_iou_gpu(a, b, out):
         out[i, j] = _iou_gpu(a, i, b, j)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _suppress_gpu(sorted_boxes, iou_threshold, suppress):
     """suppress[i, j] = 1 where j ranks below i (j > i) and their IoU exceeds the threshold."""
     t = cuda.grid(1)

@@ -128,7 +128,7 @@ def _max_fwd_cpu(KH, KW):
     return kernel
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _max_fwd_gpu(xpad, k, s, p, d, W, y, arg):
     i = cuda.grid(1)                                                   # one thread per output element
     if i < y.size:
@@ -147,7 +147,7 @@ def _max_bwd_cpu(gy, arg, gx):
                 gx[nc, arg[nc, j]] += gy[nc, j]
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _max_bwd_gpu(gy, arg, k, s, p, d, gx):
     i = cuda.grid(1)                                                   # one thread per input pixel: a gather
     if i < gx.size:
@@ -208,7 +208,7 @@ def _avg_fwd_cpu(KH, KW):
     return kernel
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _avg_fwd_gpu(xpad, k, s, p, H, W, count_include_pad, divisor_override, y):
     i = cuda.grid(1)
     if i < y.size:
@@ -231,7 +231,7 @@ def _avg_bwd_cpu(gy, k, s, p, count_include_pad, divisor_override, gx):
                         gx[n, c, iy, ix] += g
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _avg_bwd_gpu(gy, k, s, p, count_include_pad, divisor_override, gx):
     i = cuda.grid(1)                                                   # one thread per input pixel: a gather
     if i < gx.size:

@@ -76,7 +76,7 @@ def _fwd_cpu(x, batch, rows, cols, y, argmax):
                 y[r, c, ph, pw], argmax[r, c, ph, pw] = _bin_max(x, batch, rows, cols, r, c, ph, pw)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _fwd_gpu(x, batch, rows, cols, y, argmax):
     i = cuda.grid(1)                                                   # one thread per output element
     if i < y.size:
@@ -99,7 +99,7 @@ def _bwd_cpu(gy, argmax, batch, gx):
                         gx[batch[r], c, argmax[r, c, ph, pw]] += gy[r, c, ph, pw]
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _bwd_gpu(gy, argmax, batch, rows, cols, gx):
     i = cuda.grid(1)                                                   # one thread per input element: a gather
     if i < gx.size:
