@@ -38,6 +38,9 @@ DEFAULTS = {
     "lenet5": dict(dataset="mnist", epochs=8, batch_size=64, optimizer="sgd", lr=0.05, momentum=0.9,
                    weight_decay=5e-4, schedule="cosine", threads=1),
 }
+_DETECTOR = dict(dataset="mnist-detection", epochs=10, batch_size=32, optimizer="adam", lr=1e-3, momentum=0.9,
+                 weight_decay=0.0, schedule="cosine", threads=None)
+DEFAULTS.update({name: dict(_DETECTOR) for name in ("yolo_v1", "yolo_v2", "yolo_v3", "fast_rcnn", "faster_rcnn")})
 # Segmentation (minicnn/tasks/segmentation.py) and embeddings (minicnn/tasks/embedding.py); README gives results.
 _SEGMENTER = dict(dataset="mnist-segmentation", epochs=3, batch_size=32, optimizer="adam", lr=3e-3, momentum=0.9,
                   weight_decay=0.0, schedule="cosine", threads=1)
@@ -223,6 +226,8 @@ def _fit(cfg, resume, log):
     task = task_for(cfg["dataset"], cfg["model"])
     train_set, test_set, num_classes = task.build_datasets(cfg)
     model = build_model(cfg["model"], num_classes, device)
+    if state is None:
+        task.setup(model, train_set)
     optimizer = build_optimizer(cfg, model.parameters())
     scheduler = build_scheduler(cfg, optimizer)
     # data-parallel under mpiexec (minicnn.distributed): batch_size is the global batch, each rank takes its
