@@ -10,7 +10,7 @@ import minicnn as mc
 import minicnn.nn as nn
 from minicnn.models import get_model
 from minicnn.models.efficientnet import SCALING
-from minicnn.summary import summary
+from minicnn.summary import NATIVE_INPUT, summary
 from model_checks import assert_no_graph, calibrate_bn, check_weight_grads, n_params
 
 # Table 1 stages 2-8: expand ratio, kernel, stride, channels, layers
@@ -56,6 +56,7 @@ def test_counts_and_compound_scaling(name):
     width, depth, _, dropout = SCALING[name]
     m = get_model(f"efficientnet_{name}")
     assert n_params(m) == TORCHVISION[name]
+    assert NATIVE_INPUT.get(f"efficientnet_{name}", (3, 224, 224)) == (3, SCALING[name][2], SCALING[name][2])
     stages = [len(m.features[i]) for i in range(1, 8)]
     assert stages == [math.ceil(n * depth) for *_, n in TABLE1]                       # depth rounded up
     assert m.features[0][0].out_channels == int(32 * width + 4) // 8 * 8              # width rounded to 8
