@@ -101,8 +101,9 @@ class RandomHorizontalFlip(Transform):
 
 
 # the augmentations of the lectures' classifiers (AlexNet's PCA colour, Inception's crops, YOLO's HSV, TTA crops)
-from minicnn.data.augment import (ColorJitter, FancyPCA, FiveCrop, RandomAffine, RandomErasing,  # noqa: E402
-                                  RandomHSV, RandomResizedCrop, RandomRotation, TenCrop, average_crops)
+from minicnn.data.augment import (FiveCrop, RandomAffine, RandomErasing, RandomResizedCrop,  # noqa: E402
+                                  RandomRotation, TenCrop, average_crops)
+from minicnn.data.color import ColorJitter, FancyPCA, RandomHSV  # noqa: E402
 __all__ += ["FancyPCA", "RandomResizedCrop", "RandomRotation", "RandomAffine", "RandomHSV", "ColorJitter",
             "RandomErasing", "FiveCrop", "TenCrop", "average_crops"]
 

@@ -10,7 +10,7 @@ import pytest
 import minicnn as mc
 import minicnn.nn as nn
 from minicnn.data import transforms as T
-from minicnn.data.augment import hsv_to_rgb, rgb_to_hsv
+from minicnn.data.color import hsv_to_rgb, rgb_to_hsv
 from minicnn.tasks.classification import evaluate
 
 
@@ -151,7 +151,7 @@ def test_random_hsv_against_colorsys():
     r = rng(2)
     dh = r.uniform(-0.1, 0.1, 3)
     factors = []
-    for s in (1.5, 1.5):                                             # Darknet's rand_scale: U(1, s), inverted half the time
+    for s in (1.5, 1.5):                                     # Darknet's rand_scale: U(1, s), inverted half the time
         f = r.uniform(1, s, 3)
         factors.append(np.where(r.random(3) < 0.5, f, 1 / f))
     for n, i, j in np.ndindex(3, 4, 4):
