@@ -30,8 +30,9 @@ class DataLoader:
     ``collate_fn(samples) -> (images, targets)`` builds a batch from a list of ``dataset[i]`` instead (e.g.
     detection targets kept as a list of dicts): images become a Tensor on ``device``, targets an int64 Tensor
     when they are an array, and are handed over unchanged otherwise.
-    ``sampler`` (e.g. a ``DistributedSampler``; excludes ``shuffle``) gives the indices of each epoch instead: the
-    loader sets its epoch to the one it serves, and mixes its ``rank`` into the augmentation's seed.
+    ``sampler`` (e.g. a ``DistributedSampler``; excludes ``shuffle``) gives the indices of each epoch instead;
+    ``set_epoch`` passes the epoch on to it (or call the sampler's, as in PyTorch), and its ``rank`` is mixed
+    into the augmentation's seed.
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None, device="cpu",
@@ -56,6 +57,8 @@ class DataLoader:
     def set_epoch(self, epoch):
         """Serve epoch ``epoch`` next (its order and augmentation), like ``DistributedSampler.set_epoch``."""
         self.epoch = int(epoch)
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(self.epoch)
 
     def state_dict(self):
         return {"seed": self.seed, "epoch": self.epoch}
@@ -67,8 +70,6 @@ class DataLoader:
     def order(self, epoch):
         """The dataset indices of ``epoch`` in the order they are served."""
         if self.sampler is not None:
-            if hasattr(self.sampler, "set_epoch"):
-                self.sampler.set_epoch(epoch)
             return np.fromiter(iter(self.sampler), np.int64)
         n = len(self.dataset)
         return np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
