@@ -44,7 +44,7 @@ DEFAULTS.update({name: dict(_DETECTOR) for name in ("yolo_v1", "yolo_v2", "yolo_
 # Segmentation (minicnn/tasks/segmentation.py) and embeddings (minicnn/tasks/embedding.py); README gives results.
 _SEGMENTER = dict(dataset="mnist-segmentation", epochs=3, batch_size=32, optimizer="adam", lr=3e-3, momentum=0.9,
                   weight_decay=0.0, schedule="cosine", threads=1)
-DEFAULTS.update({"unet": dict(_SEGMENTER), **{n: dict(_SEGMENTER, lr=1e-3) for n in ("fcn32s", "fcn16s", "fcn8s")},
+DEFAULTS.update({**{n: dict(_SEGMENTER) for n in ("unet", "fcn32s", "fcn16s", "fcn8s")},
                  "embedding_net": dict(dataset="mnist", epochs=4, batch_size=128, optimizer="adam", lr=3e-3,
                                        momentum=0.9, weight_decay=0.0, schedule="cosine", threads=1)})
 FALLBACK = dict(dataset="cifar10", epochs=30, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9,
