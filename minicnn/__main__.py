@@ -113,9 +113,10 @@ def train(args):
     except (DownloadError, FileNotFoundError) as e:        # no data: the message says which file and what to do
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; continue with: python -m minicnn train {cfg['model']} --resume {ckpt}",
-              file=sys.stderr)
+    except KeyboardInterrupt:                          # mpiexec hands Ctrl-C to every rank: rank 0 says it
+        if not quiet:
+            print(f"\ninterrupted; continue with: python -m minicnn train {cfg['model']} --resume {ckpt}",
+                  file=sys.stderr)
         return 130
     if history and not quiet and "test_miou" in history[-1]:           # segmentation
         print(f"done: test mIoU {history[-1]['test_miou']:.4f}, pixel accuracy "
