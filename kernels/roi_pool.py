@@ -11,7 +11,8 @@ differently from float64 near integers), and a NaN never wins a bin (strict ``>`
 The bins depend on the RoIs only, so ``roi_bins`` computes them once, vectorised (NumPy or CuPy), and the kernels
 just take maxima.  Backwards without races or atomics: on the CPU each task owns one channel of every image and
 scatters the RoIs' gradients into it (RoIs of one image overlap, but a channel is never shared between tasks); on
-CUDA one thread per input element gathers over the RoIs and bins covering it.
+CUDA one thread per input element gathers over its own image's RoIs (grouped by image with a device sort, so a
+thread never scans the other images' RoIs) and the bins covering it.
 """
 import math
 
@@ -100,14 +101,13 @@ def _bwd_cpu(gy, argmax, batch, gx):
 
 
 @cuda.jit(cache=True)
-def _bwd_gpu(gy, argmax, batch, rows, cols, gx):
+def _bwd_gpu(gy, argmax, order, starts, rows, cols, gx):
     i = cuda.grid(1)                                                   # one thread per input element: a gather
     if i < gx.size:
         n, c, h, w = _unravel(i, gx.shape)
         acc = like(0, gy[0, 0, 0, 0])
-        for r in range(batch.shape[0]):
-            if batch[r] != n:
-                continue
+        for k in range(starts[n], starts[n + 1]):                      # only image n's RoIs (grouped by image)
+            r = order[k]
             for ph in range(rows.shape[1]):
                 if rows[r, ph, 0] <= h and h < rows[r, ph, 1]:
                     for pw in range(cols.shape[1]):
@@ -138,7 +138,9 @@ def roi_pool_backward(gy, argmax, rois, x_shape, spatial_scale=1.0, device=None)
     if device == "cpu":
         _bwd_cpu(gy, argmax, batch, gx)
     else:
-        launch(_bwd_gpu, gx.size)(gy, argmax, batch, rows, cols, gx)
+        order = xp.argsort(batch).astype(np.int32)                     # RoIs grouped by image, on the device:
+        starts = xp.searchsorted(batch[order], xp.arange(x_shape[0] + 1, dtype=np.int32)).astype(np.int32)
+        launch(_bwd_gpu, gx.size)(gy, argmax, order, starts, rows, cols, gx)
     return gx
 
 

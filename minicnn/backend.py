@@ -114,7 +114,18 @@ def launch(kernel, n, threads=THREADS_PER_BLOCK):
     if SIMULATED:                               # the simulator runs every thread of a block, needed or not
         threads = max(1, min(threads, int(n)))
     blocks = max(1, (int(n) + threads - 1) // threads)
-    configured = kernel[blocks, threads]
+    return _with_args(kernel[blocks, threads])
+
+
+def launch_blocks(kernel, blocks, threads=THREADS_PER_BLOCK):
+    """``kernel[blocks, threads]`` for a fixed grid, e.g. one block per output of a block reduction (``threads``
+    a power of two).  The simulator gets 4 threads per block: each simulated thread is a Python thread."""
+    if SIMULATED:
+        threads = min(threads, 4)
+    return _with_args(kernel[max(1, int(blocks)), threads])
+
+
+def _with_args(configured):
     if _kernel_arg is None:
         return configured
     return lambda *args: configured(*[_kernel_arg(a) for a in args])

@@ -21,7 +21,7 @@ from helpers import compile_ptx
 
 pytestmark = pytest.mark.skipif(backend.SIMULATED, reason="compile_ptx needs the real CUDA target, not the simulator")
 
-MODULES = ["adaptive_pool", "depthwise", "im2col", "lrn", "nms", "pool", "roi_pool", "optim"]
+MODULES = ["adaptive_pool", "depthwise", "dropout", "im2col", "lrn", "nms", "pool", "roi_pool", "optim"]
 F64_ALLOWED = {}              # kernel name -> why float64 is deliberate (none at present)
 # kernels another engineer is reworking right now; each stays checked and reported, expected to fail for now
 PENDING = {"im2col._col2im_gpu": "kernels/im2col.py: the col2im float64 accumulator is the lead's (conv rewrite, issue 16)"}
@@ -103,6 +103,8 @@ def _drive(mods):
         R.roi_pool_forward(x, rois, (2, 2), 1.0, device="cuda")
         R.roi_pool_backward(_f32(2, 3, 2, 2), np.zeros((2, 3, 2, 2), np.int32), rois, x.shape, 1.0,
                             device="cuda")
+    if "dropout" in mods:
+        mods["dropout"].dropout_mask((4, 5), 0.3, 123, np.float32, device="cuda")
     if "optim" in mods:
         O = mods["optim"]
         p, g = _f32(10), _f32(10, seed=1)
