@@ -88,7 +88,7 @@ class Classification(Task):
 
     def batch_loss(self, model, x, y):
         loss, logits = classification_loss(model(x), y)
-        return loss, len(y), {"correct": int((logits.data.argmax(axis=1) == y.data).sum())}
+        return loss, len(y), {"correct": (logits.data.argmax(axis=1) == y.data).sum()}   # on the device: no sync
 
     def train_metrics(self, sums, seen):
         return {"train_acc": sums.get("correct", 0) / seen}
