@@ -13,7 +13,8 @@ from minicnn.models.darknet import ConvBNLeaky, _init
 from minicnn.models.detection import Detector, FastRCNNHead, decode_boxes, encode_boxes, fast_rcnn_loss
 from minicnn.models.yolo import _stack
 
-__all__ = ["FastRCNN", "FasterRCNN", "RPN", "fast_rcnn", "faster_rcnn", "sample_rois", "label_anchors", "rpn_loss"]
+__all__ = ["FastRCNN", "FasterRCNN", "RPN", "fast_rcnn", "faster_rcnn", "sample_rois", "label_anchors", "rpn_loss",
+           "ink_proposals"]
 
 BOX_STD = np.array([0.1, 0.1, 0.2, 0.2])        # Fast R-CNN's normalised box targets (torchvision's 10, 10, 5, 5)
 
@@ -124,6 +125,8 @@ class RCNN(Detector):
             labels.append(l)
             box_t.append(t)
         rois = np.concatenate(rois).astype(features.dtype)
+        if len(rois) == 0:                       # blank canvases and no proposals: nothing to classify
+            return (features * 0).sum()
         cls, box = self.roi_heads(features, backend.to_device(rois, features.device))
         return fast_rcnn_loss(cls, box, np.concatenate(labels), np.concatenate(box_t).astype(features.dtype),
                               beta=1 / 9)
@@ -146,26 +149,69 @@ class RCNN(Detector):
         return out
 
 
+def _components(mask):
+    """Labels of the 8-connected regions of a boolean image (0: background), by repeated 3 x 3 minimum."""
+    H, W = mask.shape
+    big = H * W + 1
+    lab = np.where(mask, np.arange(1, H * W + 1).reshape(H, W), big)
+    while True:
+        p = np.pad(lab, 1, constant_values=big)
+        near = np.minimum.reduce([p[dy:dy + H, dx:dx + W] for dy in range(3) for dx in range(3)])
+        new = np.where(mask, np.minimum(lab, near), big)
+        if np.array_equal(new, lab):
+            return np.where(mask, lab, 0)
+        lab = new
+
+
+def ink_proposals(image, threshold=0.2, max_size=48, min_area=4):
+    """Class-agnostic proposals for one (H, W) canvas in [0, 1], in the spirit of selective search (Uijlings et
+    al. 2013: start from regions, merge neighbours): the boxes of the connected ink regions (pixels >
+    ``threshold``), the unions of every two regions that fit in ``max_size`` px (a digit drawn in two
+    strokes), and each of these boxes shifted by 20% of its size and scaled by 0.8 and 1.25 (as a proposal
+    method's near misses).  -> (P, 4) float64 (x1, y1, x2, y2)."""
+    lab = _components(np.asarray(image) > threshold)
+    boxes = []
+    for v in np.unique(lab[lab > 0]):
+        ys, xs = np.nonzero(lab == v)
+        if len(ys) >= min_area:
+            boxes.append((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1))
+    regions = np.asarray(boxes, np.float64).reshape(-1, 4)
+    unions = [np.r_[np.minimum(a[:2], b[:2]), np.maximum(a[2:], b[2:])] for i, a in enumerate(regions)
+              for b in regions[i + 1:]]
+    unions = [u for u in unions if (u[2:] - u[:2]).max() <= max_size]
+    base = np.concatenate([regions, np.asarray(unions).reshape(-1, 4)])
+    c, wh = (base[:, :2] + base[:, 2:]) / 2, base[:, 2:] - base[:, :2]
+    variants = [(0, 0, 1), (0.2, 0, 1), (-0.2, 0, 1), (0, 0.2, 1), (0, -0.2, 1), (0, 0, 0.8), (0, 0, 1.25)]
+    out = [np.concatenate([c + np.array([dx, dy]) * wh - s * wh / 2, c + np.array([dx, dy]) * wh + s * wh / 2], 1)
+           for dx, dy, s in variants]
+    H, W = np.shape(image)
+    out = np.concatenate(out) if len(base) else np.zeros((0, 4))
+    return np.unique(np.clip(out, 0, [W, H, W, H]), axis=0)
+
+
 class FastRCNN(RCNN):
     """Fast R-CNN (Fig. 1): RoI pooling of given proposals on the shared feature map, the K + 1-way classifier
-    and class-specific box regression (eq. 1).  Proposals: dense sliding windows (``proposal_sizes`` x
-    ``proposal_ratios`` at every stride-16 cell centre); in training, the ground truth boxes join them
-    (as torchvision does), so foreground RoIs exist from the first step."""
+    and class-specific box regression (eq. 1).  Proposals come from outside the network, as selective search's
+    did: ``ink_proposals`` of each image; in training the ground truth boxes join them (as torchvision does)."""
 
-    def __init__(self, num_classes=10, proposal_sizes=(16, 24, 34, 44),
-                 proposal_ratios=(1.0, 1.6, 2.5), **kwargs):
-        super().__init__(num_classes, **kwargs)
-        self.proposal_sizes, self.proposal_ratios = proposal_sizes, proposal_ratios
+    def _proposals(self, x, images):
+        return [ink_proposals(im[0]) for im in images]
 
-    def _proposals(self, x):
-        H, W = x.shape[2:]
-        return [F.anchor_grid((H // 16, W // 16), 16, self.proposal_sizes, self.proposal_ratios)] * x.shape[0]
+    def forward(self, images, targets=None):
+        self._images = np.asarray(backend.to_cpu(images.data if hasattr(images, "data") else images), np.float32)
+        try:
+            return super().forward(images, targets)
+        finally:
+            self._images = None
 
     def losses(self, x, targets):
-        return {"loss_fast_rcnn": self.head_losses(self.backbone(x), self._proposals(x), targets)}
+        return {"loss_fast_rcnn": self.head_losses(self.backbone(x), self._proposals(x, self._images), targets)}
 
     def detect(self, x):
-        return self.head_detect(self.backbone(x), self._proposals(x), x.shape[2:])
+        props = self._proposals(x, self._images)
+        if not any(len(p) for p in props):
+            return [self.finish(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64), x.shape[2:]) for _ in props]
+        return self.head_detect(self.backbone(x), props, x.shape[2:])
 
 
 class RPN(nn.Module):

@@ -84,7 +84,8 @@ def yolo_v1_loss(pred, t, B, lambda_coord=5.0, lambda_noobj=0.5):
     return {"loss_box": lambda_coord * coord / N,
             "loss_obj": (((conf - t["conf"].astype(dtype)) ** 2) * obj).sum() / N,
             "loss_noobj": lambda_noobj * ((conf ** 2) * (1 - obj)).sum() / N,
-            "loss_class": (((pred[..., 5 * B:] - t["cls"].astype(dtype)) ** 2) * t["cell"].astype(dtype)[..., None]).sum() / N}
+            "loss_class": (((pred[..., 5 * B:] - t["cls"].astype(dtype)) ** 2)
+                           * t["cell"].astype(dtype)[..., None]).sum() / N}
 
 
 class YOLOv1(Detector):

@@ -35,7 +35,9 @@ def test_images_without_objects(name):
     x = np.zeros((2, 1, 64, 64), np.float32)
     losses = model(x, [EMPTY, EMPTY])
     loss = total(losses)
-    assert np.isfinite(loss.item()) and loss.item() > 0           # "nothing here" is still learned
+    assert np.isfinite(loss.item())
+    if name != "fast_rcnn":                                        # its proposals come from ink: none here
+        assert loss.item() > 0                                     # "nothing here" is still learned
     loss.backward()
     assert len(model.eval()(x)) == 2
 
@@ -70,6 +72,8 @@ def test_bad_targets_get_clear_errors(name):
 @pytest.mark.skipif(not mc.cuda_available(), reason="needs a GPU, or NUMBA_ENABLE_CUDASIM=1 for the simulator")
 def test_forward_on_cuda_equals_cpu(name, device):
     kw = dict(TINY[name], width=2)
+    if name == "faster_rcnn":                                      # few boxes: the simulator runs NMS pair by pair
+        kw.update(pre_nms_top_n=(40, 40), post_nms_top_n=(12, 12), rois_per_image=8)
     cpu = get_model(name, num_classes=10, **kw)
     gpu = get_model(name, num_classes=10, **kw)
     gpu.load_state_dict(cpu.state_dict())

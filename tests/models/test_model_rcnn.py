@@ -59,3 +59,23 @@ def test_rpn_loss_matches_numpy_and_gradcheck():
 @pytest.mark.parametrize("name, steps", [("fast_rcnn", 40), ("faster_rcnn", 60)])
 def test_rcnn_overfits_one_batch(name, steps):
     overfit(name, steps)
+
+
+def test_ink_proposals_find_the_digits():
+    from minicnn.data import MNISTDetection
+    from minicnn.models.rcnn import ink_proposals
+    ds = MNISTDetection(train=False, size=30)
+    found = []
+    for i in range(len(ds)):
+        image, target = ds[i]
+        p = ink_proposals(image[0])
+        assert p.shape[1] == 4 and (p[:, 2:] > p[:, :2]).all() and (p >= 0).all() and (p <= 96).all()
+        if len(target["boxes"]):
+            found.extend(mc.functional.box_iou(target["boxes"].astype(np.float64), p).max(1) >= 0.7)
+        else:
+            assert len(p) == 0                                       # a blank canvas has no proposals
+    assert np.mean(found) > 0.85                                     # recall at IoU 0.7
+    two = np.zeros((20, 20))
+    two[2:6, 2:6] = two[8:12, 3:7] = 1                               # two strokes 2 px apart, one digit
+    boxes = ink_proposals(two, min_area=1)
+    assert [2, 2, 6, 6] in boxes.tolist() and [2, 2, 7, 12] in boxes.tolist()   # the regions and their union
