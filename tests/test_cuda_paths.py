@@ -153,3 +153,17 @@ def test_training_loop_names_the_first_non_finite_batch(device):
                 mc.tensor(np.arange(5) % 3, device=device)) for s in range(7)]
     with pytest.raises(NonFiniteLossError, match="batch 5"):
         train_one_epoch(model, batches, mc.optim.SGD(model.parameters(), lr=0.1), 0, 1)
+
+
+def test_data_loader_checks_labels_on_the_host():
+    class Labels:
+        classes = ["a", "b", "c"]
+
+        def __len__(self):
+            return 6
+
+        def __getitem__(self, i):
+            return np.zeros((1, 2, 2), np.float32), [0, 1, 2, 3, 1, 0][i]
+
+    with pytest.raises(ValueError, match=r"DataLoader: dataset samples \[3\] have labels \[3\] outside \[0, 3\)"):
+        list(mc.data.DataLoader(Labels(), batch_size=6))

@@ -92,6 +92,13 @@ class DataLoader:
             bad = sorted({int(indices[i]) for i in np.nonzero(~np.isfinite(x.reshape(len(x), -1)).all(1))[0]})
             raise ValueError(f"DataLoader: dataset samples {bad[:10]} hold NaN or infinite values "
                              f"(batch {b} of epoch {epoch}); clean or drop them")
+        classes = len(getattr(self.dataset, "classes", None) or ())    # unless a target_transform remaps labels
+        if not keep_y and y.ndim == 1 and classes and getattr(self.dataset, "target_transform", None) is None:
+            # checked here, on the host, once per batch: the losses do not copy device targets back every step
+            bad = np.nonzero((y < 0) | (y >= classes))[0]
+            if bad.size:
+                raise ValueError(f"DataLoader: dataset samples {[int(indices[i]) for i in bad[:10]]} have labels "
+                                 f"{y[bad[:10]].tolist()} outside [0, {classes}) (batch {b} of epoch {epoch})")
         return (Tensor._make(backend.to_device(x, self.device), self.device),
                 y if keep_y else Tensor._make(backend.to_device(y, self.device), self.device))
 
