@@ -110,7 +110,12 @@ def to_cpu(x):
 
 
 def launch(kernel, n, threads=THREADS_PER_BLOCK):
-    """``kernel[blocks, threads]`` with enough blocks for ``n`` threads (one thread per element)."""
+    """``kernel[blocks, threads]`` with enough blocks for ``n`` threads (one thread per element).
+
+    Each launch costs host time in numba-cuda (0.30 reads every CuPy argument's ``__cuda_array_interface__``
+    twice: to type the call and to pass it), growing with the number of array arguments; not measured yet (no
+    GPU so far; benchmarks/gpu.py times ops with and without it).  Arrays go in as CuPy arrays: never through
+    ``cuda.as_cuda_array(x)``, whose default ``sync=True`` waits for the GPU at every call."""
     if SIMULATED:                               # the simulator runs every thread of a block, needed or not
         threads = max(1, min(threads, int(n)))
     blocks = max(1, (int(n) + threads - 1) // threads)
