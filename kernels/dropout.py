@@ -66,4 +66,5 @@ def dropout_mask(shape, p, seed, dtype, device="cpu", like=None):
     elif mask.size:
         with np.errstate(over="ignore"):                   # the simulator's NumPy uint64 scalars wrap, as meant
             launch(_mask_gpu, mask.size)(mask, *args)
-    return to_device(mask.reshape(shape), device)          # no copy: only re-tagged on the simulated device
+    mask = mask.reshape(shape)
+    return to_device(mask, device) if like is not None and device != "cpu" else mask   # no copy: only re-tagged

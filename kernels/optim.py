@@ -20,6 +20,7 @@ from numba import cuda, njit, prange
 
 from minicnn.backend import device_of, get_array_module, launch
 from minicnn.kernels.im2col import cpu_launch
+from minicnn.kernels.scalar import like
 
 __all__ = ["sgd_step", "adam_step", "sgd_step_ref", "adam_step_ref"]
 
@@ -58,8 +59,9 @@ def _sgd_one(p, g, buf, i, lr, momentum, keep, wd, nesterov, first):
 def _adam_one(p, g, m, v, i, step_size, b1, b2, eps, wd, root_c2):
     """Element i; step_size = lr / (1 - b1^t), root_c2 = sqrt(1 - b2^t)."""
     gi = g[i] + wd * p[i] if wd != 0 else g[i]
-    mi = b1 * m[i] + (1 - b1) * gi
-    vi = b2 * v[i] + (1 - b2) * gi * gi
+    one = like(1, b1)                                      # (1 - b1 with an int 1 would be float64)
+    mi = b1 * m[i] + (one - b1) * gi
+    vi = b2 * v[i] + (one - b2) * gi * gi
     m[i], v[i] = mi, vi
     p[i] -= step_size * mi / (math.sqrt(vi) / root_c2 + eps)
 
