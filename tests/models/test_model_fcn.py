@@ -37,7 +37,8 @@ def test_bilinear_kernel_interpolates_a_plane(factor):
 
 
 def test_bilinear_kernel_values():
-    np.testing.assert_allclose(bilinear_kernel(1, 4)[0, 0, 0], [0.0625, 0.1875, 0.1875, 0.0625])   # 1/4 3/4 ... squared rows
+    # factor 2: the 1-d filter is [1, 3, 3, 1] / 4 and the kernel its outer product; row 0 = 1/4 of the filter
+    np.testing.assert_allclose(bilinear_kernel(1, 4)[0, 0, 0], [0.0625, 0.1875, 0.1875, 0.0625])
     assert (bilinear_kernel(3, 4)[0, 1] == 0).all()
 
 
