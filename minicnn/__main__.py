@@ -76,6 +76,9 @@ def build_parser():
     # verify and summary take their own arguments; main() hands them over before argparse sees them
     sub.add_parser("verify", help="check the engine's ops and kernels (minicnn.verify)", add_help=False)
     sub.add_parser("summary", help=SUMMARY_HELP, add_help=False)
+    sub.add_parser("style", help="neural style transfer: CONTENT STYLE --out OUT.png (minicnn.style)", add_help=False)
+    sub.add_parser("show", help="filters, feature maps, saliency and Grad-CAM of a checkpoint (minicnn.show)",
+                   add_help=False)
     return parser
 
 
@@ -230,6 +233,16 @@ def verify(argv):
     return V.main(argv)
 
 
+def _style(argv):
+    from minicnn.style import main as style_main
+    return style_main(argv)
+
+
+def _show(argv):
+    from minicnn.show import main as show_main
+    return show_main(argv)
+
+
 def summary(argv):
     # The model zoo's engineer provides minicnn/summary.py with main(argv) -> int; this wires it in.
     try:
@@ -242,7 +255,7 @@ def summary(argv):
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    passthrough = {"verify": verify, "summary": summary}
+    passthrough = {"verify": verify, "summary": summary, "style": _style, "show": _show}
     if argv and argv[0] in passthrough:
         return passthrough[argv[0]](argv[1:])
     args = build_parser().parse_args(argv)
