@@ -167,3 +167,20 @@ def test_data_loader_checks_labels_on_the_host():
 
     with pytest.raises(ValueError, match=r"DataLoader: dataset samples \[3\] have labels \[3\] outside \[0, 3\)"):
         list(mc.data.DataLoader(Labels(), batch_size=6))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_evaluation_reads_the_device_once_at_the_end(device):
+    from minicnn.tasks.classification import evaluate
+    model = nn.Linear(4, 3).to(device)
+    batches = [(mc.tensor(randn(5, 4, seed=s), device=device), mc.tensor(np.arange(5) % 3, device=device))
+               for s in range(6)]
+    before = syncs()
+    loss, preds, targets = evaluate(model, batches)
+    if STRICT and device != "cpu":             # predictions, targets, the loss: three reads, not one per batch
+        assert syncs() - before == 3
+    with mc.no_grad():
+        logits = [model(x).numpy() for x, _ in batches]
+    np.testing.assert_array_equal(preds, np.concatenate([lg.argmax(1) for lg in logits]))
+    np.testing.assert_array_equal(targets, np.tile(np.arange(5) % 3, 6))
+    assert np.isfinite(loss) and type(preds) is np.ndarray

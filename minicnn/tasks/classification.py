@@ -1,5 +1,4 @@
 """Image classification: MNIST, Fashion-MNIST, CIFAR-10/100; cross-entropy (plus auxiliary heads), accuracy."""
-import numpy as np
 
 import minicnn as mc
 import minicnn.functional as F
@@ -67,11 +66,12 @@ def evaluate(model, loader, tta=None):
             logits = out[0] if isinstance(out, (tuple, list)) else out
             if tta is not None:                   # log of the mean softmax: argmax and NLL read it as logits
                 logits = mc.log(T.average_crops(F.softmax(logits, dim=1), tta.ncrops))
-            total += F.cross_entropy(logits, y).item() * len(y)
-            preds.append(backend.to_cpu(logits.data.argmax(axis=1)))
-            targets.append(backend.to_cpu(y.data))
-    preds, targets = np.concatenate(preds), np.concatenate(targets)
-    return total / len(targets), preds, targets
+            total = total + F.cross_entropy(logits, y).data * len(y)       # kept on the device: no sync per batch
+            preds.append(logits.data.argmax(axis=1))
+            targets.append(y.data)
+    xp = backend.get_array_module(preds[0])                                # one copy to the host at the end
+    preds, targets = backend.to_cpu(xp.concatenate(preds)), backend.to_cpu(xp.concatenate(targets))
+    return float(total) / len(targets), preds, targets
 
 
 @register
