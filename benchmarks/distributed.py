@@ -1,5 +1,6 @@
 """Data-parallel throughput: LeNet-5 training steps on MNIST at 1 and 2 MPI ranks (1 thread each) against one
-process with 1 and 2 threads, the time DistributedDataParallel spends communicating per step, and MPI
+process with 1 and 2 threads, the time DistributedDataParallel spends communicating per step, the CPU time of
+a step (per process: a busy machine slows the wall clock, less the CPU time), and MPI
 Allreduce latency and bandwidth on this machine (fitted t = alpha + bytes / beta) for the scaling model.
 
     python benchmarks/distributed.py                  # needs the dist extra (mpi4py + MPICH's mpiexec)
@@ -43,17 +44,19 @@ def worker(args):
     model = get_model("lenet5", num_classes=10)
     net = dist.DistributedDataParallel(model, bucket_cap_mb=args.bucket_cap_mb) if ddp else model
     opt = mc.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    times, comm = [], []
+    times, cpu, comm = [], [], []
     for b, (x, y) in enumerate(loader):
-        t0, c0 = time.perf_counter(), net.comm_seconds if ddp else 0.0
+        t0, p0, c0 = time.perf_counter(), time.process_time(), net.comm_seconds if ddp else 0.0
         opt.zero_grad()
         F.cross_entropy(net(x), y).backward()
         opt.step()
         if b >= args.warmup:
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - p0)           # this process's CPU time (MPI's polling included)
             comm.append((net.comm_seconds if ddp else 0.0) - c0)
     result = dict(world=world, threads=args.threads, steps=len(times), step_ms=1e3 * float(np.median(times)),
-                  img_s=args.batch_size * len(times) / sum(times), comm_ms=1e3 * float(np.median(comm)))
+                  img_s=args.batch_size * len(times) / sum(times), comm_ms=1e3 * float(np.median(comm)),
+                  cpu_ms=1e3 * float(np.median(cpu)))
     if ddp:
         result.update(buckets=net.bucket_sizes, allreduce=allreduce_times(dist) if world > 1 else None)
         dist.barrier()
@@ -125,12 +128,13 @@ def main(argv=None):
     base = statistics.median(r["img_s"] for r in runs[configs[0][0]])
     print(f"LeNet-5 on MNIST, global batch {args.batch_size}, {args.steps} timed steps, median of "
           f"{args.repeats} runs ({os.cpu_count()} CPUs)")
-    print(f"{'configuration':<30}{'images/s':>10}{'vs 1 thread':>13}{'step ms':>10}{'comm ms/step':>14}")
+    print(f"{'configuration':<30}{'images/s':>10}{'vs 1 thread':>13}{'step ms':>10}{'CPU ms/step':>13}"
+          f"{'comm ms/step':>14}")
     for name, *_ in configs:
         rs = runs[name]
         img_s = statistics.median(r["img_s"] for r in rs)
         print(f"{name:<30}{img_s:>10.0f}{img_s / base:>12.2f}x{statistics.median(r['step_ms'] for r in rs):>10.2f}"
-              f"{statistics.median(r['comm_ms'] for r in rs):>14.3f}")
+              f"{statistics.median(r['cpu_ms'] for r in rs):>13.2f}{statistics.median(r['comm_ms'] for r in rs):>14.3f}")
     two = runs[configs[3][0]][-1]
     print(f"gradient bytes reduced per step: {sum(two['buckets']):,} in {len(two['buckets'])} bucket(s) "
           f"of {', '.join(f'{b:,}' for b in two['buckets'])} bytes (bucket cap {args.bucket_cap_mb} MB)")

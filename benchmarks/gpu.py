@@ -5,7 +5,9 @@
 Prints ms per call on each device and the ratio, for
 1. conv2d forward+backward at N=64, 64->64, 32x32, 3x3, padding 1 (float32), with its GFLOP/s;
 2. max_pool2d 2x2 forward+backward at the same size, with the bytes it moves per second;
-3. one LeNet-5 training step (batch 128: forward, cross-entropy, backward, SGD step), with images/s.
+3. one LeNet-5 training step (batch 128: forward, cross-entropy, backward, SGD step), with images/s;
+4. the launch overhead: one Numba CUDA kernel on a 1-element CuPy array (max pooling of 1x1x2x2), per call,
+   with and without the wait for the GPU (the host-side cost of a launch is the difference to an empty wait).
 GPU times are taken after ``backend.synchronize()``, so queued kernels are counted.  Asserts nothing.
 ``--small`` shrinks every shape (a smoke test: with NUMBA_ENABLE_CUDASIM=1 it runs in the simulator, whose
 timings mean nothing).
@@ -62,6 +64,26 @@ def lenet_case(device, N):
     return step
 
 
+def launch_case(device):
+    from minicnn.kernels import pool
+    x = backend.to_device(np.zeros((1, 1, 2, 2), np.float32), device)
+    return lambda: pool.max_pool_forward(x, 2, 2)
+
+
+def launch_overhead_us(repeat=2000):
+    """Host microseconds per launch of a 1-element kernel, without waiting for the GPU (numba-cuda's argument
+    handling, CuPy allocation of the output), and the same including one wait."""
+    fn = launch_case("cuda")
+    fn()
+    backend.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    queued = (time.perf_counter() - t0) / repeat
+    backend.synchronize()
+    return 1e6 * queued, 1e6 * best_ms(fn, 50) / 1e3
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=20)
@@ -83,6 +105,8 @@ def main():
         cpu = best_ms(make("cpu"), args.repeat)
         gpu = best_ms(make("cuda"), args.repeat)
         print(f"{name:26}{cpu:10.2f}{gpu:10.2f}{cpu / gpu:10.1f}   {rate(gpu)}")
+    queued, waited = launch_overhead_us(20 if args.small else 2000)
+    print(f"launch of a 1-element kernel: {queued:.1f} us queued, {waited:.1f} us with the wait")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,14 @@ minicnn's models use torchvision's state-dict keys and shapes, so the arrays loa
     python examples/convert_torch_weights.py resnet18-f37072fd.pth resnet18.npz --check resnet18
     model = minicnn.models.resnet18(); model.load_state_dict(dict(numpy.load("resnet18.npz")))
 
-PyTorch is needed only to read the .pth, only here (pip install torch); minicnn itself never imports it.
+The same holds for the families whose keys are timm's (``inception_v4``, ``inception_resnet_v2``, ``xception`` =
+timm's ``legacy_xception``); timm publishes ``.safetensors`` files, read with the ``safetensors`` package:
+
+    python examples/convert_torch_weights.py model.safetensors inception_v4.npz --check inception_v4
+
+torchvision's inception_v3 weights expect ``inception_v3(transform_input=True)`` (inputs normalised the
+ImageNet way).  PyTorch (or safetensors) is needed only to read the file, only here (pip install torch);
+minicnn itself never imports it.
 """
 import argparse
 import sys
@@ -14,7 +21,15 @@ import numpy as np
 
 
 def read_pth(path):
-    """{key: ndarray} from a .pth holding a state dict (or a checkpoint with a "state_dict" entry)."""
+    """{key: ndarray} from a .pth holding a state dict (or a checkpoint with a "state_dict" entry), or from a
+    .safetensors file."""
+    if str(path).endswith(".safetensors"):
+        try:
+            from safetensors.numpy import load_file
+        except ImportError:
+            raise SystemExit("convert_torch_weights: reading a .safetensors file needs the safetensors package "
+                             "(pip install safetensors); minicnn itself never needs it") from None
+        return dict(load_file(path))
     try:
         import torch
     except ImportError:

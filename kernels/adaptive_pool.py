@@ -15,6 +15,7 @@ from numba import cuda, njit, prange
 from numba.extending import register_jitable
 
 from minicnn.backend import device_of, get_array_module, launch
+from minicnn.kernels.scalar import like
 
 
 @register_jitable
@@ -40,18 +41,18 @@ def _unravel(i, shape):
 @register_jitable
 def _bin_mean(x, n, c, oy, ox, OH, OW):
     (y0, y1), (x0, x1) = _bin(oy, x.shape[2], OH), _bin(ox, x.shape[3], OW)
-    acc = 0.0
+    acc = like(0, x[n, c, 0, 0])                       # in x's dtype (a bare 0.0 would be float64)
     for iy in range(y0, y1):
         for ix in range(x0, x1):
             acc += x[n, c, iy, ix]
-    return acc / ((y1 - y0) * (x1 - x0))
+    return acc / like((y1 - y0) * (x1 - x0), acc)
 
 
 @register_jitable
 def _bin_max(x, n, c, oy, ox, OH, OW):
     """Max of bin (oy, ox) and where it is; the first maximum wins ties, a NaN wins over numbers (PyTorch)."""
     (y0, y1), (x0, x1) = _bin(oy, x.shape[2], OH), _bin(ox, x.shape[3], OW)
-    best, where = -math.inf, -1
+    best, where = like(-math.inf, x[n, c, 0, 0]), -1
     for iy in range(y0, y1):
         for ix in range(x0, x1):
             v = x[n, c, iy, ix]
@@ -64,12 +65,12 @@ def _bin_max(x, n, c, oy, ox, OH, OW):
 def _mean_grad(gy, n, c, iy, ix, H, W):
     """d loss / d x[n, c, iy, ix]: each bin holding the pixel sends gy / its size."""
     (lo_y, hi_y), (lo_x, hi_x) = _bins_containing(iy, H, gy.shape[2]), _bins_containing(ix, W, gy.shape[3])
-    acc = 0.0
+    acc = like(0, gy[n, c, 0, 0])
     for oy in range(lo_y, hi_y + 1):
         y0, y1 = _bin(oy, H, gy.shape[2])
         for ox in range(lo_x, hi_x + 1):
             x0, x1 = _bin(ox, W, gy.shape[3])
-            acc += gy[n, c, oy, ox] / ((y1 - y0) * (x1 - x0))
+            acc += gy[n, c, oy, ox] / like((y1 - y0) * (x1 - x0), acc)
     return acc
 
 
@@ -77,7 +78,7 @@ def _mean_grad(gy, n, c, iy, ix, H, W):
 def _max_grad(gy, arg, n, c, iy, ix, H, W):
     """d loss / d x[n, c, iy, ix]: the sum of gy over the bins that hold the pixel and chose it as their max."""
     (lo_y, hi_y), (lo_x, hi_x) = _bins_containing(iy, H, gy.shape[2]), _bins_containing(ix, W, gy.shape[3])
-    acc = 0.0
+    acc = like(0, gy[n, c, 0, 0])
     for oy in range(lo_y, hi_y + 1):
         for ox in range(lo_x, hi_x + 1):
             if arg[n, c, oy, ox] == iy * W + ix:
@@ -96,7 +97,7 @@ def _avg_fwd_cpu(x, y):
                 y[n, c, oy, ox] = _bin_mean(x, n, c, oy, ox, OH, OW)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _avg_fwd_gpu(x, y):
     i = cuda.grid(1)
     if i < y.size:
@@ -114,7 +115,7 @@ def _avg_bwd_cpu(gy, gx):
                 gx[n, c, iy, ix] = _mean_grad(gy, n, c, iy, ix, H, W)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _avg_bwd_gpu(gy, gx):
     i = cuda.grid(1)
     if i < gx.size:
@@ -132,7 +133,7 @@ def _max_fwd_cpu(x, y, arg):
                 y[n, c, oy, ox], arg[n, c, oy, ox] = _bin_max(x, n, c, oy, ox, OH, OW)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _max_fwd_gpu(x, y, arg):
     i = cuda.grid(1)
     if i < y.size:
@@ -150,7 +151,7 @@ def _max_bwd_cpu(gy, arg, gx):
                 gx[n, c, iy, ix] = _max_grad(gy, arg, n, c, iy, ix, H, W)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _max_bwd_gpu(gy, arg, gx):
     i = cuda.grid(1)
     if i < gx.size:

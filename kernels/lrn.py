@@ -25,6 +25,7 @@ import numpy as np
 from numba import cuda, njit, prange
 
 from minicnn.backend import device_of, get_array_module, launch
+from minicnn.kernels.scalar import like
 
 __all__ = ["lrn_forward", "lrn_backward", "lrn_forward_ref", "lrn_backward_ref"]
 
@@ -57,20 +58,20 @@ def lrn_backward_ref(x, gy, size, alpha=1e-4, beta=0.75, k=1.0):
 def _lrn_one(x, n, c, m, size, alpha, beta, k):
     """(y, scale) of element (n, c, m)."""
     C = x.shape[1]
-    acc = 0.0                                              # float64 accumulator, also for float32 inputs
+    acc = like(0, x[n, c, m])                              # in x's dtype: alpha, beta, k come in it too
     for cc in range(max(0, c - size // 2), min(C, c + (size - 1) // 2 + 1)):
         acc += x[n, cc, m] * x[n, cc, m]
-    scale = k + alpha / size * acc
+    scale = k + alpha / like(size, acc) * acc
     return x[n, c, m] * scale ** -beta, scale
 
 
 def _lrn_grad_one(x, y, scale, gy, n, j, m, size, alpha, beta):
     """dL/dx of element (n, j, m): its own term plus the channels c whose window holds j."""
     C = x.shape[1]
-    acc = 0.0
+    acc = like(0, x[n, j, m])
     for c in range(max(0, j - (size - 1) // 2), min(C, j + size // 2 + 1)):
         acc += gy[n, c, m] * y[n, c, m] / scale[n, c, m]
-    return gy[n, j, m] * scale[n, j, m] ** -beta - 2.0 * alpha * beta / size * x[n, j, m] * acc
+    return gy[n, j, m] * scale[n, j, m] ** -beta - like(2, acc) * alpha * beta / like(size, acc) * x[n, j, m] * acc
 
 
 _lrn_one_cpu = njit(inline="always", cache=True)(_lrn_one)
@@ -99,7 +100,7 @@ def _lrn_bwd_cpu(x, y, scale, gy, size, alpha, beta, gx):
 
 
 # ---- CUDA kernels: one thread per output (forward) / per input-gradient element (backward) --------------------
-@cuda.jit
+@cuda.jit(cache=True)
 def _lrn_fwd_gpu(x, size, alpha, beta, k, y, scale):
     i = cuda.grid(1)
     N, C, M = x.shape
@@ -108,7 +109,7 @@ def _lrn_fwd_gpu(x, size, alpha, beta, k, y, scale):
         y[n, c, m], scale[n, c, m] = _lrn_one_gpu(x, n, c, m, size, alpha, beta, k)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _lrn_bwd_gpu(x, y, scale, gy, size, alpha, beta, gx):
     i = cuda.grid(1)
     N, C, M = x.shape
@@ -128,7 +129,8 @@ def lrn_forward(x, size, alpha=1e-4, beta=0.75, k=1.0, device=None):
     xp, device = get_array_module(x), device or device_of(x)
     x3 = _rows(xp, x)
     y, scale = xp.empty(x3.shape, x.dtype), xp.empty(x3.shape, x.dtype)
-    args = (x3, int(size), float(alpha), float(beta), float(k), y, scale)
+    t = x.dtype.type                                       # the constants in x's dtype: no float64 in the kernel
+    args = (x3, int(size), t(alpha), t(beta), t(k), y, scale)
     if device == "cpu":
         _lrn_fwd_cpu(*args)
     else:
@@ -141,7 +143,8 @@ def lrn_backward(x, y, scale, gy, size, alpha=1e-4, beta=0.75, device=None):
     xp, device = get_array_module(x), device or device_of(x)
     x3, y3, s3, gy3 = (_rows(xp, a) for a in (x, y, scale, gy))
     gx = xp.empty(x3.shape, x.dtype)
-    args = (x3, y3, s3, gy3, int(size), float(alpha), float(beta), gx)
+    t = x.dtype.type
+    args = (x3, y3, s3, gy3, int(size), t(alpha), t(beta), gx)
     if device == "cpu":
         _lrn_bwd_cpu(*args)
     else:

@@ -15,6 +15,7 @@ import numpy as np
 from numba import cuda, njit, prange
 
 from minicnn.backend import device_of, get_array_module, launch, to_cpu
+from minicnn.kernels.scalar import like
 
 __all__ = ["box_iou", "nms", "box_iou_ref", "nms_ref"]
 
@@ -48,9 +49,10 @@ def _iou(a, i, b, j):
     """IoU of box a[i] and box b[j] (0 where the union is empty)."""
     w = min(a[i, 2], b[j, 2]) - max(a[i, 0], b[j, 0])
     h = min(a[i, 3], b[j, 3]) - max(a[i, 1], b[j, 1])
-    inter = max(w, 0.0) * max(h, 0.0)
+    zero = like(0, w)                                      # in the boxes' dtype (0.0 would be float64)
+    inter = max(w, zero) * max(h, zero)
     union = (a[i, 2] - a[i, 0]) * (a[i, 3] - a[i, 1]) + (b[j, 2] - b[j, 0]) * (b[j, 3] - b[j, 1]) - inter
-    return inter / union if union > 0.0 else 0.0
+    return inter / union if union > zero else zero
 
 
 _iou_cpu = njit(inline="always", cache=True)(_iou)
@@ -101,7 +103,7 @@ def _sweep_cpu(suppress, keep):
 
 
 # ---- CUDA kernels: one thread per pair ---------------------------------------------------------------------------
-@cuda.jit
+@cuda.jit(cache=True)
 def _box_iou_gpu(a, b, out):
     t = cuda.grid(1)
     K, L = out.shape
@@ -110,7 +112,7 @@ def _box_iou_gpu(a, b, out):
         out[i, j] = _iou_gpu(a, i, b, j)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _suppress_gpu(sorted_boxes, iou_threshold, suppress):
     """suppress[i, j] = 1 where j ranks below i (j > i) and their IoU exceeds the threshold."""
     t = cuda.grid(1)
@@ -143,7 +145,8 @@ def nms(boxes, scores, iou_threshold, device=None):
     sorted_boxes = xp.ascontiguousarray(boxes[order])
     suppress = xp.empty((boxes.shape[0], boxes.shape[0]), np.uint8)
     if suppress.size:
-        launch(_suppress_gpu, suppress.size)(sorted_boxes, float(iou_threshold), suppress)
+        threshold = sorted_boxes.dtype.type(iou_threshold)  # compared in the boxes' dtype, as torchvision
+        launch(_suppress_gpu, suppress.size)(sorted_boxes, threshold, suppress)
     keep = np.empty(boxes.shape[0], np.int64)
     kept = _sweep_cpu(to_cpu(suppress), keep)               # the serial greedy step, on the host
     return order[xp.asarray(keep[:kept])]

@@ -22,6 +22,7 @@ from numba import cuda, njit, prange
 from numba.extending import register_jitable
 
 from minicnn.backend import device_of, get_array_module, launch
+from minicnn.kernels.scalar import like
 
 
 def _pair(v):
@@ -87,7 +88,7 @@ def _avg_divisor(oy, ox, H, W, k, s, p, count_include_pad, divisor_override):
 def _max_window(xpad, n, c, oy, ox, k, s, p, d, W):
     """Max of window (oy, ox) and where it is in the unpadded input; the first maximum wins ties (strict '>'),
     a NaN wins over numbers, as in PyTorch.  (-inf, -1) if no tap beats -inf (a window of padding only)."""
-    best, where = -math.inf, -1
+    best, where = like(-math.inf, xpad[n, c, 0, 0]), -1                # in x's dtype, not float64
     for dy in range(k[0]):
         iy = oy * s[0] + dy * d[0]                                     # padded coordinates
         for dx in range(k[1]):
@@ -99,7 +100,7 @@ def _max_window(xpad, n, c, oy, ox, k, s, p, d, W):
 
 
 def _window_sum(xpad, n, c, oy, ox, k, s):
-    acc = 0.0
+    acc = like(0, xpad[n, c, 0, 0])
     for dy in range(k[0]):
         for dx in range(k[1]):
             acc += xpad[n, c, oy * s[0] + dy, ox * s[1] + dx]
@@ -130,7 +131,7 @@ def _max_fwd_cpu(KH, KW, SH, SW, DH, DW):
     return kernel
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _max_fwd_gpu(xpad, k, s, p, d, W, y, arg):
     i = cuda.grid(1)                                                   # one thread per output element
     if i < y.size:
@@ -149,14 +150,14 @@ def _max_bwd_cpu(gy, arg, gx):
                 gx[nc, arg[nc, j]] += gy[nc, j]
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _max_bwd_gpu(gy, arg, k, s, p, d, gx):
     i = cuda.grid(1)                                                   # one thread per input pixel: a gather
     if i < gx.size:
         n, c, iy, ix = _unravel(i, gx.shape)
         lo_y, hi_y = _windows_containing(iy, gy.shape[2], (k[0] - 1) * d[0] + 1, s[0], p[0])
         lo_x, hi_x = _windows_containing(ix, gy.shape[3], (k[1] - 1) * d[1] + 1, s[1], p[1])
-        acc = 0.0
+        acc = like(0, gy[n, c, 0, 0])
         for oy in range(lo_y, hi_y + 1):                               # a window that chose this pixel holds it
             for ox in range(lo_x, hi_x + 1):
                 if arg[n, c, oy, ox] == iy * gx.shape[3] + ix:
@@ -204,18 +205,19 @@ def _avg_fwd_cpu(KH, KW):
             n, c = nc // C, nc % C
             for oy in range(OH):
                 for ox in range(OW):
-                    y[n, c, oy, ox] = _window_sum_cpu(xpad, n, c, oy, ox, k, s) / _avg_divisor(
-                        oy, ox, H, W, k, s, p, count_include_pad, divisor_override)
+                    acc = _window_sum_cpu(xpad, n, c, oy, ox, k, s)
+                    y[n, c, oy, ox] = acc / like(_avg_divisor(oy, ox, H, W, k, s, p, count_include_pad,
+                                                              divisor_override), acc)
     return kernel
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _avg_fwd_gpu(xpad, k, s, p, H, W, count_include_pad, divisor_override, y):
     i = cuda.grid(1)
     if i < y.size:
         n, c, oy, ox = _unravel(i, y.shape)
-        y[n, c, oy, ox] = _window_sum_gpu(xpad, n, c, oy, ox, k, s) / _avg_divisor(
-            oy, ox, H, W, k, s, p, count_include_pad, divisor_override)
+        acc = _window_sum_gpu(xpad, n, c, oy, ox, k, s)
+        y[n, c, oy, ox] = acc / like(_avg_divisor(oy, ox, H, W, k, s, p, count_include_pad, divisor_override), acc)
 
 
 @njit(parallel=True, cache=True)
@@ -232,7 +234,7 @@ def _avg_bwd_cpu(gy, k, s, p, count_include_pad, divisor_override, gx):
                         gx[n, c, iy, ix] += g
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _avg_bwd_gpu(gy, k, s, p, count_include_pad, divisor_override, gx):
     i = cuda.grid(1)                                                   # one thread per input pixel: a gather
     if i < gx.size:
@@ -240,10 +242,11 @@ def _avg_bwd_gpu(gy, k, s, p, count_include_pad, divisor_override, gx):
         H, W = gx.shape[2], gx.shape[3]
         lo_y, hi_y = _windows_containing(iy, gy.shape[2], k[0], s[0], p[0])
         lo_x, hi_x = _windows_containing(ix, gy.shape[3], k[1], s[1], p[1])
-        acc = 0.0
+        acc = like(0, gy[n, c, 0, 0])
         for oy in range(lo_y, hi_y + 1):
             for ox in range(lo_x, hi_x + 1):
-                acc += gy[n, c, oy, ox] / _avg_divisor(oy, ox, H, W, k, s, p, count_include_pad, divisor_override)
+                acc += gy[n, c, oy, ox] / like(_avg_divisor(oy, ox, H, W, k, s, p, count_include_pad,
+                                                            divisor_override), acc)
         gx[n, c, iy, ix] = acc
 
 

@@ -11,7 +11,8 @@ differently from float64 near integers), and a NaN never wins a bin (strict ``>`
 The bins depend on the RoIs only, so ``roi_bins`` computes them once, vectorised (NumPy or CuPy), and the kernels
 just take maxima.  Backwards without races or atomics: on the CPU each task owns one channel of every image and
 scatters the RoIs' gradients into it (RoIs of one image overlap, but a channel is never shared between tasks); on
-CUDA one thread per input element gathers over the RoIs and bins covering it.
+CUDA one thread per input element gathers over its own image's RoIs (grouped by image with a device sort, so a
+thread never scans the other images' RoIs) and the bins covering it.
 """
 import math
 
@@ -20,6 +21,7 @@ from numba import cuda, njit, prange
 from numba.extending import register_jitable
 
 from minicnn.backend import device_of, get_array_module, launch
+from minicnn.kernels.scalar import like
 
 
 def _round_half_away(v, xp):
@@ -56,8 +58,8 @@ def _bin_max(x, batch, rows, cols, r, c, ph, pw):
     """Max of bin (ph, pw) of RoI r in channel c and where it is (h * W + w); an empty bin gives (0, -1)."""
     h0, h1, w0, w1 = rows[r, ph, 0], rows[r, ph, 1], cols[r, pw, 0], cols[r, pw, 1]
     if h1 <= h0 or w1 <= w0:
-        return 0.0, -1
-    best, where = -math.inf, -1
+        return like(0, x[0, 0, 0, 0]), -1                              # in x's dtype, not float64
+    best, where = like(-math.inf, x[0, 0, 0, 0]), -1
     for h in range(h0, h1):
         for w in range(w0, w1):
             if x[batch[r], c, h, w] > best:                            # strict: the first maximum wins ties
@@ -75,7 +77,7 @@ def _fwd_cpu(x, batch, rows, cols, y, argmax):
                 y[r, c, ph, pw], argmax[r, c, ph, pw] = _bin_max(x, batch, rows, cols, r, c, ph, pw)
 
 
-@cuda.jit
+@cuda.jit(cache=True)
 def _fwd_gpu(x, batch, rows, cols, y, argmax):
     i = cuda.grid(1)                                                   # one thread per output element
     if i < y.size:
@@ -98,15 +100,14 @@ def _bwd_cpu(gy, argmax, batch, gx):
                         gx[batch[r], c, argmax[r, c, ph, pw]] += gy[r, c, ph, pw]
 
 
-@cuda.jit
-def _bwd_gpu(gy, argmax, batch, rows, cols, gx):
+@cuda.jit(cache=True)
+def _bwd_gpu(gy, argmax, order, starts, rows, cols, gx):
     i = cuda.grid(1)                                                   # one thread per input element: a gather
     if i < gx.size:
         n, c, h, w = _unravel(i, gx.shape)
-        acc = 0.0
-        for r in range(batch.shape[0]):
-            if batch[r] != n:
-                continue
+        acc = like(0, gy[0, 0, 0, 0])
+        for k in range(starts[n], starts[n + 1]):                      # only image n's RoIs (grouped by image)
+            r = order[k]
             for ph in range(rows.shape[1]):
                 if rows[r, ph, 0] <= h and h < rows[r, ph, 1]:
                     for pw in range(cols.shape[1]):
@@ -137,7 +138,9 @@ def roi_pool_backward(gy, argmax, rois, x_shape, spatial_scale=1.0, device=None)
     if device == "cpu":
         _bwd_cpu(gy, argmax, batch, gx)
     else:
-        launch(_bwd_gpu, gx.size)(gy, argmax, batch, rows, cols, gx)
+        order = xp.argsort(batch).astype(np.int32)                     # RoIs grouped by image, on the device:
+        starts = xp.searchsorted(batch[order], xp.arange(x_shape[0] + 1, dtype=np.int32)).astype(np.int32)
+        launch(_bwd_gpu, gx.size)(gy, argmax, order, starts, rows, cols, gx)
     return gx
 
 

@@ -34,7 +34,12 @@ from minicnn.ops.indexing import torch_max as max, torch_min as min, torch_where
 from minicnn.ops.methods import clone, std  # noqa: E402
 from minicnn.ops.reduce import argmax  # noqa: E402
 from minicnn.autograd import set_grad_enabled  # noqa: E402
-from minicnn import autograd, backends, cuda, utils  # noqa: E402,F401
+from minicnn import accelerator, autograd, backends, cuda, utils  # noqa: E402,F401
 
 globals().update(_DTYPE_ALIASES)            # mc.float, mc.int, mc.bool (they would shadow builtins if written out)
 inference_mode = no_grad
+sum, mean, var = Tensor.sum, Tensor.mean, Tensor.var     # torch.sum(x, dim=1, keepdim=True) as well as axis=
+from minicnn.functional import log_softmax, relu, sigmoid, softmax, tanh  # noqa: E402  torch.relu(x), x.relu()
+for _f in (log_softmax, relu, sigmoid, softmax, tanh):
+    setattr(Tensor, _f.__name__, _f)
+del _f

@@ -4,6 +4,9 @@
     python -m minicnn train resnet20 --dataset cifar10 --device cuda
     python -m minicnn train lenet5 --resume runs/lenet5-mnist/checkpoint.npz
     python -m minicnn evaluate lenet5 runs/lenet5-mnist/checkpoint.npz
+    python -m minicnn train yolo_v2 --dataset mnist-detection       # detectors: yolo_v1/v2/v3, fast/faster_rcnn
+    python -m minicnn evaluate yolo_v2 runs/yolo_v2-mnist-detection/checkpoint.npz   # AP per class, mAP
+    python -m minicnn detect yolo_v2 runs/yolo_v2-mnist-detection/checkpoint.npz digits.png --out boxes.png
     python -m minicnn verify ...                        # minicnn.verify
     python -m minicnn summary MODEL ...                 # minicnn.summary
     python -m minicnn profile MODEL ...                 # minicnn.profile: where a training step's time goes
@@ -20,7 +23,8 @@ def _train_parser(sub):
                        description="Train MODEL.  Options left out take the model's defaults (see "
                                    "minicnn/train.py, DEFAULTS); when resuming, the checkpoint's.")
     p.add_argument("model", help="model name, e.g. lenet5")
-    p.add_argument("--dataset", choices=["mnist", "fashion-mnist", "cifar10", "cifar100", "mnist-segmentation"])
+    p.add_argument("--dataset", choices=["mnist", "fashion-mnist", "cifar10", "cifar100", "mnist-detection",
+                                         "mnist-segmentation"])
     p.add_argument("--epochs", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float, help="learning rate (at the start of the cosine schedule)")
@@ -46,11 +50,22 @@ def _evaluate_parser(sub):
     p = sub.add_parser("evaluate", help="accuracy, error rates and confusion matrix of a checkpoint")
     p.add_argument("model")
     p.add_argument("checkpoint", metavar="CKPT", help="checkpoint.npz of a run, or a saved state dict")
-    p.add_argument("--dataset", choices=["mnist", "fashion-mnist", "cifar10", "cifar100"])
+    p.add_argument("--dataset", choices=["mnist", "fashion-mnist", "cifar10", "cifar100", "mnist-detection"])
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--batch-size", type=int, help="images per batch (default 1000; detection 50)")
     p.add_argument("--data", metavar="DIR")
     p.add_argument("--limit-test", type=int, help=argparse.SUPPRESS)
+
+
+def _detect_parser(sub):
+    p = sub.add_parser("detect", help="draw a trained detector's boxes on your own image")
+    p.add_argument("model", help="detector name, e.g. yolo_v2")
+    p.add_argument("checkpoint", metavar="CKPT", help="checkpoint.npz of a run, or a saved state dict")
+    p.add_argument("image", metavar="IMAGE", help="a PNG (light digits on a dark ground; a light ground is "
+                                                  "inverted)")
+    p.add_argument("--out", help="where to write the picture (default IMAGE-detections.png)")
+    p.add_argument("--score", type=float, default=0.5, help="draw and list boxes from this score up (0.5)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
 
 
 def build_parser():
@@ -58,10 +73,14 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _train_parser(sub)
     _evaluate_parser(sub)
+    _detect_parser(sub)
     # verify and summary take their own arguments; main() hands them over before argparse sees them
     sub.add_parser("verify", help="check the engine's ops and kernels (minicnn.verify)", add_help=False)
     sub.add_parser("summary", help=SUMMARY_HELP, add_help=False)
     sub.add_parser("profile", help="time one training step layer by layer (minicnn.profile)", add_help=False)
+    sub.add_parser("style", help="neural style transfer: CONTENT STYLE --out OUT.png (minicnn.style)", add_help=False)
+    sub.add_parser("show", help="filters, feature maps, saliency and Grad-CAM of a checkpoint (minicnn.show)",
+                   add_help=False)
     return parser
 
 
@@ -99,9 +118,10 @@ def train(args):
     except (DownloadError, FileNotFoundError) as e:        # no data: the message says which file and what to do
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"\ninterrupted; continue with: python -m minicnn train {cfg['model']} --resume {ckpt}",
-              file=sys.stderr)
+    except KeyboardInterrupt:                          # mpiexec hands Ctrl-C to every rank: rank 0 says it
+        if not quiet:
+            print(f"\ninterrupted; continue with: python -m minicnn train {cfg['model']} --resume {ckpt}",
+                  file=sys.stderr)
         return 130
     if history and not quiet and "test_miou" in history[-1]:           # segmentation
         print(f"done: test mIoU {history[-1]['test_miou']:.4f}, pixel accuracy "
@@ -111,6 +131,9 @@ def train(args):
         print(f"done: verification ROC AUC {history[-1]['test_auc']:.4f}, 1-NN accuracy "
               f"{100 * history[-1]['test_nn_acc']:.2f}% after {len(history)} epochs; "
               f"{cfg['out']}/metrics.csv, curves.png, embeddings.png, checkpoint.npz")
+    elif history and not quiet and "test_map50" in history[-1]:
+        print(f"done: test mAP@0.5 {history[-1]['test_map50']:.4f}, mAP@0.5:0.95 {history[-1]['test_map']:.4f} "
+              f"after {len(history)} epochs; {cfg['out']}/metrics.csv, curves.png, detections.png, checkpoint.npz")
     elif history and not quiet:
         print(f"done: test accuracy {100 * history[-1]['test_acc']:.2f}% after {len(history)} epochs; "
               f"{cfg['out']}/metrics.csv, curves.png, checkpoint.npz")
@@ -125,6 +148,9 @@ def evaluate(args):
     state = mc.load(args.checkpoint)
     saved = state.get("config") if isinstance(state.get("config"), dict) else {}
     dataset = args.dataset or saved.get("dataset") or T.config_for(args.model)["dataset"]
+    if dataset == "mnist-detection":
+        return _evaluate_detector(args, state, saved)
+    args.batch_size = args.batch_size or 1000
     _, test, num_classes = T.build_datasets(dataset, args.data if args.data else saved.get("data"),
                                             limit_test=args.limit_test)
     model = T.build_model(args.model, num_classes, args.device)
@@ -144,9 +170,79 @@ def evaluate(args):
     return 0
 
 
+def _load_detector(name, state, device):
+    from minicnn import train as T
+    model = T.build_model(name, 10, device)
+    model.load_state_dict(state["model"] if isinstance(state.get("model"), dict) else state)
+    return model.eval()
+
+
+def _evaluate_detector(args, state, saved):
+    from minicnn.data import DataLoader, MNISTDetection, detection_collate
+    from minicnn.metrics import mean_average_precision
+    from minicnn.tasks.detection import predict
+    test = MNISTDetection(args.data or saved.get("data"), train=False, size=args.limit_test)
+    model = _load_detector(args.model, state, args.device)
+    loader = DataLoader(test, args.batch_size or 50, device=args.device, collate_fn=detection_collate)
+    preds, targets = predict(model, loader)
+    r = mean_average_precision(preds, targets, num_classes=len(test.classes))
+    print(f"{args.model} on the mnist-detection test set ({len(test)} images, "
+          f"{sum(len(t['labels']) for t in targets)} digits)")
+    print("AP@0.5 per class: " + "  ".join(f"{c}: {ap:.4f}" for c, ap in enumerate(r["ap"])))
+    print(f"  mAP@0.5           {r['map']:.4f}")
+    print(f"  mAP@0.5:0.95      {r['map_50_95']:.4f}")
+    return 0
+
+
+def detect(args):
+    import numpy as np
+    from matplotlib import image as mpimg
+    import minicnn as mc
+    from minicnn.models.yolo import YOLOv1
+    from minicnn.tasks.detection import draw_detections
+    if not os.path.exists(args.image):
+        print(f"error: no image at {args.image}", file=sys.stderr)
+        return 2
+    state = mc.load(args.checkpoint)
+    model = _load_detector(args.model, state, args.device)
+    img = np.asarray(mpimg.imread(args.image), np.float32)
+    img = img / 255 if img.max() > 1 else img
+    grey = img[..., :3].mean(-1) if img.ndim == 3 else img
+    if grey.mean() > 0.5:                                    # dark digits on white paper: make them light on black
+        grey = 1 - grey
+    H, W = grey.shape
+    # the detectors are convolutional: any size that their strides divide (v1's fully connected head: 96 x 96)
+    size = (model.image_size,) * 2 if isinstance(model, YOLOv1) else \
+        tuple(max(32, int(round(v / 32)) * 32) for v in (H, W))
+    rows = np.minimum((np.arange(size[0]) + 0.5) * H / size[0], H - 1).astype(int)
+    cols = np.minimum((np.arange(size[1]) + 0.5) * W / size[1], W - 1).astype(int)
+    x = grey[rows][:, cols][None, None]
+    with mc.no_grad():
+        pred = model(mc.tensor(x).to(args.device))[0]
+    scale = np.array([W / size[1], H / size[0]] * 2, np.float32)
+    pred = {"boxes": pred["boxes"] * scale, "scores": pred["scores"], "labels": pred["labels"]}
+    out = args.out or os.path.splitext(args.image)[0] + "-detections.png"
+    draw_detections(out, grey[None][None], [pred], score=args.score, columns=1)
+    shown = pred["scores"] >= args.score
+    print(f"{int(shown.sum())} detections (score >= {args.score}) -> {out}")
+    for b, s, c in zip(pred["boxes"][shown], pred["scores"][shown], pred["labels"][shown]):
+        print(f"  {c}  score {s:.3f}  box ({b[0]:.1f}, {b[1]:.1f}, {b[2]:.1f}, {b[3]:.1f})")
+    return 0
+
+
 def verify(argv):
     from minicnn import verify as V                    # imported only when asked for
     return V.main(argv)
+
+
+def _style(argv):
+    from minicnn.style import main as style_main
+    return style_main(argv)
+
+
+def _show(argv):
+    from minicnn.show import main as show_main
+    return show_main(argv)
 
 
 def summary(argv):
@@ -166,11 +262,11 @@ def profile(argv):
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
-    passthrough = {"verify": verify, "summary": summary, "profile": profile}
+    passthrough = {"verify": verify, "summary": summary, "profile": profile, "style": _style, "show": _show}
     if argv and argv[0] in passthrough:
         return passthrough[argv[0]](argv[1:])
     args = build_parser().parse_args(argv)
-    rc = {"train": train, "evaluate": evaluate}[args.command](args)
+    rc = {"train": train, "evaluate": evaluate, "detect": detect}[args.command](args)
     if rc:                                   # one failed rank of a data-parallel run ends them all, or the
         from minicnn import distributed      # others would wait for it forever in their next Allreduce
         distributed.abort_all(rc)

@@ -111,11 +111,27 @@ def to_cpu(x):
 
 
 def launch(kernel, n, threads=THREADS_PER_BLOCK):
-    """``kernel[blocks, threads]`` with enough blocks for ``n`` threads (one thread per element)."""
+    """``kernel[blocks, threads]`` with enough blocks for ``n`` threads (one thread per element).
+
+    Each launch costs host time in numba-cuda (0.30 reads every CuPy argument's ``__cuda_array_interface__``
+    twice: to type the call and to pass it), growing with the number of array arguments; not measured yet (no
+    GPU so far; benchmarks/gpu.py times ops with and without it).  Arrays go in as CuPy arrays: never through
+    ``cuda.as_cuda_array(x)``, whose default ``sync=True`` waits for the GPU at every call."""
     if SIMULATED:                               # the simulator runs every thread of a block, needed or not
         threads = max(1, min(threads, int(n)))
     blocks = max(1, (int(n) + threads - 1) // threads)
-    configured = kernel[blocks, threads]
+    return _with_args(kernel[blocks, threads])
+
+
+def launch_blocks(kernel, blocks, threads=THREADS_PER_BLOCK):
+    """``kernel[blocks, threads]`` for a fixed grid, e.g. one block per output of a block reduction (``threads``
+    a power of two).  The simulator gets 4 threads per block: each simulated thread is a Python thread."""
+    if SIMULATED:
+        threads = min(threads, 4)
+    return _with_args(kernel[max(1, int(blocks)), threads])
+
+
+def _with_args(configured):
     if _kernel_arg is None:
         return configured
     return lambda *args: configured(*[_kernel_arg(a) for a in args])

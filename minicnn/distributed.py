@@ -309,7 +309,8 @@ class DistributedDataParallel(Module):
     count as ready with zero gradient (otherwise their bucket would never be reduced: an error at the next
     forward).  ``no_sync()`` accumulates gradients locally without reducing.  The state-dict keys gain the
     prefix ``module.`` as in PyTorch; checkpoint ``ddp.module.state_dict()`` to load them into a plain model.
-    ``comm_seconds`` adds up the time spent packing, reducing and unpacking.
+    ``comm_seconds`` adds up the time spent packing, reducing and unpacking.  ``device_ids`` and
+    ``output_device`` are accepted for PyTorch's signature: each rank's device is where its module lives.
     """
 
     def __init__(self, module, device_ids=None, output_device=None, broadcast_buffers=True, bucket_cap_mb=25,
@@ -447,7 +448,8 @@ class SyncBatchNorm(_BatchNorm):
     """Batch normalisation whose training statistics are those of the whole batch across every rank (PyTorch's
     ``SyncBatchNorm``): each rank's count, mean and sum of squared deviations are all-gathered and combined
     (Chan et al.'s pairwise formula, in float64), so the result equals ``BatchNorm`` on the concatenated batch.
-    In eval mode, or in one process, it is plain BatchNorm.  Input (N, C, *)."""
+    In eval mode, or in one process, it is plain BatchNorm.  Input (N, C, *).  ``process_group`` is accepted for
+    PyTorch's signature; the statistics are always those of the default group (every rank)."""
     expected_dims = (2, 3, 4, 5)
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,

@@ -20,7 +20,13 @@ LayerInfo = namedtuple("LayerInfo", ["name", "type", "output_shape", "params", "
 NATIVE_INPUT = {"lenet5": (1, 28, 28), "alexnet_paper": (3, 227, 227), "nin_cifar": (3, 32, 32),
                 "darknet53": (3, 256, 256), "resnet20": (3, 32, 32), "resnet32": (3, 32, 32),
                 "resnet44": (3, 32, 32), "resnet56": (3, 32, 32), "resnet110": (3, 32, 32),
-                "preact_resnet110": (3, 32, 32), "preact_resnet164": (3, 32, 32)}
+                "preact_resnet110": (3, 32, 32), "preact_resnet164": (3, 32, 32),
+                "inception_v2": (3, 299, 299), "inception_v3": (3, 299, 299), "inception_v4": (3, 299, 299),
+                "inception_resnet_v1": (3, 299, 299), "inception_resnet_v2": (3, 299, 299),
+                "xception": (3, 299, 299), "efficientnet_b1": (3, 240, 240), "efficientnet_b2": (3, 260, 260),
+                "efficientnet_b3": (3, 300, 300), "efficientnet_b4": (3, 380, 380),
+                "efficientnet_b5": (3, 456, 456), "efficientnet_b6": (3, 528, 528),
+                "efficientnet_b7": (3, 600, 600)}
 
 
 def mult_adds(module, inputs, output):

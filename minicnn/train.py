@@ -38,10 +38,13 @@ DEFAULTS = {
     "lenet5": dict(dataset="mnist", epochs=8, batch_size=64, optimizer="sgd", lr=0.05, momentum=0.9,
                    weight_decay=5e-4, schedule="cosine", threads=1),
 }
+_DETECTOR = dict(dataset="mnist-detection", epochs=10, batch_size=16, optimizer="adam", lr=1e-3, momentum=0.9,
+                 weight_decay=0.0, schedule="cosine", threads=None)
+DEFAULTS.update({name: dict(_DETECTOR) for name in ("yolo_v1", "yolo_v2", "yolo_v3", "fast_rcnn", "faster_rcnn")})
 # Segmentation (minicnn/tasks/segmentation.py) and embeddings (minicnn/tasks/embedding.py); README gives results.
 _SEGMENTER = dict(dataset="mnist-segmentation", epochs=3, batch_size=32, optimizer="adam", lr=3e-3, momentum=0.9,
                   weight_decay=0.0, schedule="cosine", threads=1)
-DEFAULTS.update({"unet": dict(_SEGMENTER), **{n: dict(_SEGMENTER, lr=1e-3) for n in ("fcn32s", "fcn16s", "fcn8s")},
+DEFAULTS.update({**{n: dict(_SEGMENTER) for n in ("unet", "fcn32s", "fcn16s", "fcn8s")},
                  "embedding_net": dict(dataset="mnist", epochs=4, batch_size=128, optimizer="adam", lr=3e-3,
                                        momentum=0.9, weight_decay=0.0, schedule="cosine", threads=1)})
 FALLBACK = dict(dataset="cifar10", epochs=30, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9,
@@ -103,22 +106,39 @@ def train_one_epoch(model, loader, optimizer, epoch, epochs, task=None):
     total_loss, sums, seen, start = 0.0, {}, 0, time.perf_counter()
     bar = tqdm(loader, total=len(loader), desc=f"epoch {epoch + 1}/{epochs}", unit="batch", leave=False,
                file=sys.stderr, dynamic_ncols=True, disable=not _main_rank())
+    window = []                                      # (batch, loss array, n) not yet read on the host
     for b, (x, y) in enumerate(bar):
         loss, n, stats = task.batch_loss(model, x, y)
-        value = loss.item()
-        if not math.isfinite(value):
-            bar.close()
-            raise NonFiniteLossError(value, epoch + 1, b + 1)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        total_loss += value * n
-        for k, v in stats.items():
+        window.append((b, loss.data, n))
+        for k, v in stats.items():                   # device sums: read once per epoch, below
             sums[k] = sums.get(k, 0) + v
         seen += n
-        if b % 10 == 0 or b == len(loader) - 1:
+        if len(window) == READ_EVERY or b == len(loader) - 1:
+            total_loss += _read_losses(window, epoch, bar)
             bar.set_postfix(loss=f"{total_loss / seen:.4f}", img_s=f"{seen / (time.perf_counter() - start):.0f}")
-    return total_loss / seen, task.train_metrics(sums, seen), seen / (time.perf_counter() - start)
+    metrics = {k: float(v) for k, v in task.train_metrics(sums, seen).items()}      # one read per epoch
+    return total_loss / seen, metrics, seen / (time.perf_counter() - start)
+
+
+READ_EVERY = 10       # batches between reads of the loss: on a GPU each read waits for the queued steps to finish
+
+
+def _read_losses(window, epoch, bar):
+    """The summed loss * n of the window's batches, copied to the host in one transfer; the first non-finite
+    one raises NonFiniteLossError naming its batch (the steps after it in the window ran, but no checkpoint
+    is written from them)."""
+    xp = backend.get_array_module(window[0][1])
+    values = backend.to_cpu(xp.stack([v.reshape(()) for _, v, _ in window]))
+    for (b, _, n), value in zip(window, values.tolist()):
+        if not math.isfinite(value):
+            bar.close()
+            raise NonFiniteLossError(value, epoch + 1, b + 1)
+    total = sum(value * n for (_, _, n), value in zip(window, values.tolist()))
+    window.clear()
+    return total
 
 
 def load_weights(model, path):
@@ -223,6 +243,8 @@ def _fit(cfg, resume, log):
     task = task_for(cfg["dataset"], cfg["model"])
     train_set, test_set, num_classes = task.build_datasets(cfg)
     model = build_model(cfg["model"], num_classes, device)
+    if state is None:
+        task.setup(model, train_set)
     optimizer = build_optimizer(cfg, model.parameters())
     scheduler = build_scheduler(cfg, optimizer)
     # data-parallel under mpiexec (minicnn.distributed): batch_size is the global batch, each rank takes its

@@ -24,7 +24,7 @@ rc=$?
 [ $# -gt 0 ] && exit 0                                          # a selection of tests was asked for: done
 NUMBA_ENABLE_CUDASIM=1 MINICNN_STRICT_CUPY=1 "$PY" -m pytest -n "$JOBS" -q -m cuda \
     tests/test_cuda_paths.py tests/test_devices.py tests/test_ops.py tests/test_autograd.py tests/test_train.py \
-    tests/functional tests/nn tests/optim
+    tests/functional tests/nn tests/optim tests/distributed
 rc=$?
 [ $rc -eq 5 ] && exit 0
 exit $rc

@@ -118,6 +118,8 @@ def test_cuda_module_matches_the_backend():
     mc.manual_seed(3)
     np.testing.assert_array_equal(a.numpy(), mc.rand(3).numpy())
     assert mc.backends.mps.is_available() is False and mc.backends.cudnn.benchmark in (True, False)
+    assert mc.accelerator.is_available() == mc.cuda.is_available()
+    assert mc.accelerator.current_accelerator() == (mc.device("cuda") if mc.cuda.is_available() else None)
 
 
 def test_to_accepts_dtype_device_and_tensor():

@@ -128,3 +128,59 @@ def test_batch_norm_momentum_none_is_a_cumulative_average_on_the_device(device):
     np.testing.assert_allclose(bn.running_var.numpy(), np.mean([b.var(0, ddof=1) for b in batches], axis=0),
                                rtol=1e-5)
     assert int(bn.num_batches_tracked.item()) == 4
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_training_loop_reads_the_loss_every_few_batches(device):
+    from minicnn.train import READ_EVERY, train_one_epoch
+    mc.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).to(device)
+    batches = [(mc.tensor(randn(5, 4, seed=s), device=device), mc.tensor(np.arange(5) % 3, device=device))
+               for s in range(2 * READ_EVERY + 3)]
+    opt = mc.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    before = syncs()
+    loss, metrics, _ = train_one_epoch(model, batches, opt, 0, 1)
+    if STRICT and device != "cpu":                 # 3 reads of the losses + 1 of the accuracy, not one per batch
+        assert syncs() - before == 3 + 1
+    assert np.isfinite(loss) and 0 <= metrics["train_acc"] <= 1
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_training_loop_names_the_first_non_finite_batch(device):
+    from minicnn.train import NonFiniteLossError, train_one_epoch
+    model = nn.Linear(4, 3).to(device)
+    batches = [(mc.tensor(randn(5, 4, seed=s) * (np.inf if s == 4 else 1), device=device),
+                mc.tensor(np.arange(5) % 3, device=device)) for s in range(7)]
+    with pytest.raises(NonFiniteLossError, match="batch 5"):
+        train_one_epoch(model, batches, mc.optim.SGD(model.parameters(), lr=0.1), 0, 1)
+
+
+def test_data_loader_checks_labels_on_the_host():
+    class Labels:
+        classes = ["a", "b", "c"]
+
+        def __len__(self):
+            return 6
+
+        def __getitem__(self, i):
+            return np.zeros((1, 2, 2), np.float32), [0, 1, 2, 3, 1, 0][i]
+
+    with pytest.raises(ValueError, match=r"DataLoader: dataset samples \[3\] have labels \[3\] outside \[0, 3\)"):
+        list(mc.data.DataLoader(Labels(), batch_size=6))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_evaluation_reads_the_device_once_at_the_end(device):
+    from minicnn.tasks.classification import evaluate
+    model = nn.Linear(4, 3).to(device)
+    batches = [(mc.tensor(randn(5, 4, seed=s), device=device), mc.tensor(np.arange(5) % 3, device=device))
+               for s in range(6)]
+    before = syncs()
+    loss, preds, targets = evaluate(model, batches)
+    if STRICT and device != "cpu":             # predictions, targets, the loss: three reads, not one per batch
+        assert syncs() - before == 3
+    with mc.no_grad():
+        logits = [model(x).numpy() for x, _ in batches]
+    np.testing.assert_array_equal(preds, np.concatenate([lg.argmax(1) for lg in logits]))
+    np.testing.assert_array_equal(targets, np.tile(np.arange(5) % 3, 6))
+    assert np.isfinite(loss) and type(preds) is np.ndarray

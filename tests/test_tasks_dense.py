@@ -14,7 +14,8 @@ from minicnn.tasks import segmentation as S
 def test_tasks_are_found_by_dataset_and_model():
     assert tasks.task_for("mnist-segmentation").name == "segmentation"
     assert tasks.task_for("mnist", "embedding_net").name == "embedding"
-    assert tasks.task_for("mnist", "lenet5").name == "classification" and tasks.task_for("mnist").name == "classification"
+    assert tasks.task_for("mnist", "lenet5").name == "classification"
+    assert tasks.task_for("mnist").name == "classification"
 
 
 def test_segmentation_scores_by_hand():

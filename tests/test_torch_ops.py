@@ -286,3 +286,15 @@ def test_integer_and_boolean_operators():
     np.testing.assert_array_equal((m | n).numpy(), (a > 0) | (b > 2))
     np.testing.assert_array_equal((~m).numpy(), ~(a > 0))
     assert (mc.tensor(a) == mc.tensor([7, 0, 8])).tolist() == [True, False, True]
+
+
+def test_module_level_reductions_and_activation_methods():
+    x = np.random.default_rng(0).standard_normal((2, 3))
+    np.testing.assert_allclose(mc.sum(t64(x), dim=1, keepdim=True).numpy(), x.sum(1, keepdims=True))
+    np.testing.assert_allclose(mc.mean(t64(x), 0).numpy(), x.mean(0))
+    np.testing.assert_allclose(mc.var(t64(x), dim=1).numpy(), x.var(1, ddof=1))
+    np.testing.assert_allclose(t64(x).softmax(dim=1).numpy(), np.exp(x) / np.exp(x).sum(1, keepdims=True))
+    np.testing.assert_allclose(t64(x).log_softmax(1).numpy(), x - np.log(np.exp(x).sum(1, keepdims=True)))
+    np.testing.assert_allclose(t64(x).relu().numpy(), np.maximum(x, 0))
+    np.testing.assert_allclose(mc.sigmoid(t64(x)).numpy(), 1 / (1 + np.exp(-x)))
+    np.testing.assert_allclose(t64(x).tanh().numpy(), np.tanh(x))

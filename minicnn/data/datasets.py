@@ -103,6 +103,10 @@ class Subset:
     def targets(self):
         return self.dataset.targets[self.indices]
 
+    @property
+    def target_transform(self):                  # the loader's label check skips remapped labels
+        return getattr(self.dataset, "target_transform", None)
+
     def __getitem__(self, i):
         return self.dataset[int(self.indices[i])]
 

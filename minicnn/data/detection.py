@@ -2,10 +2,10 @@
 
 Image ``i`` of a split is a pure function of ``(seed, train, i)``: its generator is
 ``default_rng([seed, train, i])``, which draws the number of digits K (uniform in 0..max_digits), then for each
-digit a source image of the split's MNIST digits, an ink height (uniform in [min_height, max_height] px) and a
-position.  The digit is cropped to its ink, resized bilinearly to that height (aspect kept) and pasted (pixel
-maximum) where its box covers at most ``max_overlap`` of the smaller box's area of every box already placed; a digit that finds no such
-place in 20 tries is left out.  Boxes are (x1, y1, x2, y2) pixels with x2 = last ink column + 1 (torchvision's
+digit a source image of the split's MNIST digits, an ink height (uniform in ``digit_height``, 14-40 px) and
+a position.  The digit is cropped to its ink, resized bilinearly to that height (aspect kept) and pasted (pixel
+maximum) where its box overlaps each box already placed by at most ``max_overlap`` of the smaller one's area;
+a digit that finds no such place in 20 tries is left out.  Boxes are (x1, y1, x2, y2) pixels with x2 = last ink column + 1 (torchvision's
 convention: width = x2 - x1), tight around the pasted digit's non-zero pixels.  Nothing is stored: images
 are drawn when asked for, so any ``size`` costs no memory.
 """

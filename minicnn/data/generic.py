@@ -86,6 +86,10 @@ class ConcatDataset(Dataset):
     def classes(self):
         return getattr(self.datasets[0], "classes", [])
 
+    @property
+    def target_transform(self):                  # the loader's label check skips remapped labels
+        return next((t for t in (getattr(d, "target_transform", None) for d in self.datasets) if t is not None), None)
+
     def get_batch(self, indices, rng=None):
         """Each member's images fetched at once, put back in the order asked (members must all batch)."""
         where = [self._locate(int(i)) for i in indices]

@@ -30,8 +30,9 @@ class DataLoader:
     ``collate_fn(samples) -> (images, targets)`` builds a batch from a list of ``dataset[i]`` instead (e.g.
     detection targets kept as a list of dicts): images become a Tensor on ``device``, targets an int64 Tensor
     when they are an array, and are handed over unchanged otherwise.
-    ``sampler`` (e.g. a ``DistributedSampler``; excludes ``shuffle``) gives the indices of each epoch instead: the
-    loader sets its epoch to the one it serves, and mixes its ``rank`` into the augmentation's seed.
+    ``sampler`` (e.g. a ``DistributedSampler``; excludes ``shuffle``) gives the indices of each epoch instead;
+    ``set_epoch`` passes the epoch on to it (or call the sampler's, as in PyTorch), and its ``rank`` is mixed
+    into the augmentation's seed.
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None, device="cpu",
@@ -56,6 +57,8 @@ class DataLoader:
     def set_epoch(self, epoch):
         """Serve epoch ``epoch`` next (its order and augmentation), like ``DistributedSampler.set_epoch``."""
         self.epoch = int(epoch)
+        if hasattr(self.sampler, "set_epoch"):
+            self.sampler.set_epoch(self.epoch)
 
     def state_dict(self):
         return {"seed": self.seed, "epoch": self.epoch}
@@ -67,8 +70,6 @@ class DataLoader:
     def order(self, epoch):
         """The dataset indices of ``epoch`` in the order they are served."""
         if self.sampler is not None:
-            if hasattr(self.sampler, "set_epoch"):
-                self.sampler.set_epoch(epoch)
             return np.fromiter(iter(self.sampler), np.int64)
         n = len(self.dataset)
         return np.random.default_rng([self.seed, epoch]).permutation(n) if self.shuffle else np.arange(n)
@@ -91,6 +92,13 @@ class DataLoader:
             bad = sorted({int(indices[i]) for i in np.nonzero(~np.isfinite(x.reshape(len(x), -1)).all(1))[0]})
             raise ValueError(f"DataLoader: dataset samples {bad[:10]} hold NaN or infinite values "
                              f"(batch {b} of epoch {epoch}); clean or drop them")
+        classes = len(getattr(self.dataset, "classes", None) or ())    # unless a target_transform remaps labels
+        if not keep_y and y.ndim == 1 and classes and getattr(self.dataset, "target_transform", None) is None:
+            # checked here, on the host, once per batch: the losses do not copy device targets back every step
+            bad = np.nonzero((y < 0) | (y >= classes))[0]
+            if bad.size:
+                raise ValueError(f"DataLoader: dataset samples {[int(indices[i]) for i in bad[:10]]} have labels "
+                                 f"{y[bad[:10]].tolist()} outside [0, {classes}) (batch {b} of epoch {epoch})")
         return (Tensor._make(backend.to_device(x, self.device), self.device),
                 y if keep_y else Tensor._make(backend.to_device(y, self.device), self.device))
 

@@ -31,7 +31,8 @@ class MNISTSegmentation:
             raise ValueError(f"MNISTSegmentation: max_digits must be >= 1, got {max_digits}")
         source = MNIST(root, train=train)
         self.digits, self.labels = source.data[:, 0], source.targets         # (M, 28, 28) uint8, (M,)
-        self.train, self.image_size, self.max_digits, self.seed = bool(train), int(image_size), int(max_digits), int(seed)
+        self.train, self.image_size = bool(train), int(image_size)
+        self.max_digits, self.seed = int(max_digits), int(seed)
         self.size = len(self.digits) if size is None else int(size)
         if self.size < 0:
             raise ValueError(f"MNISTSegmentation: size must be >= 0, got {size}")
@@ -68,8 +69,9 @@ class MNISTSegmentation:
             images.append(canvas)
             masks.append(mask)
         S = self.image_size
-        x = np.stack(images)[:, None].astype(np.float32) / np.float32(255) if images else np.zeros((0, 1, S, S), np.float32)
-        return x, (np.stack(masks) if masks else np.zeros((0, S, S), np.int64))
+        if not images:
+            return np.zeros((0, 1, S, S), np.float32), np.zeros((0, S, S), np.int64)
+        return np.stack(images)[:, None].astype(np.float32) / np.float32(255), np.stack(masks)
 
     def __getitem__(self, i):
         if not -self.size <= i < self.size:

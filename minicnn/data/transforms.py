@@ -100,6 +100,13 @@ class RandomHorizontalFlip(Transform):
         return xp.where(flip[:, None, None, None], x[..., ::-1], x)
 
 
+# the augmentations of the lectures' classifiers (AlexNet's PCA colour, Inception's crops, YOLO's HSV, TTA crops)
+from minicnn.data.augment import (FiveCrop, RandomAffine, RandomErasing, RandomResizedCrop,  # noqa: E402
+                                  RandomRotation, TenCrop, average_crops)
+from minicnn.data.color import ColorJitter, FancyPCA, RandomHSV  # noqa: E402
+__all__ += ["FancyPCA", "RandomResizedCrop", "RandomRotation", "RandomAffine", "RandomHSV", "ColorJitter",
+            "RandomErasing", "FiveCrop", "TenCrop", "average_crops"]
+
 # torchvision's per-sample transforms (ToTensor, Resize, ...).  Compose, Normalize, RandomCrop and
 # RandomHorizontalFlip are replaced by subclasses that also take one image; on a batch they run the code above.
 from minicnn.data.sample_transforms import (CenterCrop, Compose, Lambda, Normalize, PILToTensor,  # noqa: E402,F811

@@ -6,6 +6,7 @@ from minicnn.autograd import Tensor, constant
 from minicnn.backend import to_cpu
 from minicnn.functional.activation import relu
 from minicnn.functional.loss import _reduce, triplet_margin_loss
+from minicnn.ops import exp, log
 
 __all__ = ["pairwise_distance", "contrastive_loss", "batch_hard_triplet_loss", "batch_hard_indices"]
 
@@ -63,9 +64,15 @@ def batch_hard_triplet_loss(embeddings, labels, margin=1.0, p=2, eps=1e-6, reduc
     """Triplet loss with online batch-hard mining (Hermans et al. 2017, eq. 5): each sample of the batch is an
     anchor with its farthest positive and nearest negative in the batch, mined without a gradient; the loss is
     ``triplet_margin_loss`` over those triplets (anchors lacking a positive or a negative are left out).
+    ``margin=None`` is the paper's soft margin, log(1 + exp(d(a, p) - d(a, n))) (§2, "soft-margin"), which keeps
+    pushing triplets apart and does not stall where all distances are equal.
     embeddings (N, D), labels (N,).  With no valid anchor the loss is 0 (and still has a graph)."""
     a, pi, ni = batch_hard_indices(embeddings, labels)
     if len(a) == 0:
         return (embeddings * 0).sum()
+    if margin is None:
+        d = pairwise_distance(embeddings[a], embeddings[pi], p, eps) - pairwise_distance(embeddings[a],
+                                                                                          embeddings[ni], p, eps)
+        return _reduce("batch_hard_triplet_loss", log(exp(d) + 1.0), reduction)     # |d| <= 2 on unit vectors
     return triplet_margin_loss(embeddings[a], embeddings[pi], embeddings[ni], margin=margin, p=p, eps=eps,
                                reduction=reduction)

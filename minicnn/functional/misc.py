@@ -1,8 +1,9 @@
 """Dropout (Srivastava et al. 2014), inverted: kept values are scaled by 1 / (1 - p) in training, so eval is the
-identity.  The mask is drawn on the host from ``minicnn.random.generator()`` and moved to the input's device, so a
-seeded run gives the same masks on the CPU and on CUDA."""
-from minicnn import backend
+identity.  The mask is drawn on the input's device by a counter-based generator (kernels/dropout.py) from one seed
+that ``minicnn.random.generator()`` draws on the host, so nothing is uploaded per call and a seeded run gives the
+same masks on the CPU and on CUDA."""
 from minicnn.autograd import Function, Tensor
+from minicnn.kernels.dropout import dropout_mask
 from minicnn.random import generator
 
 __all__ = ["dropout", "dropout2d", "stochastic_depth", "DropoutFn"]
@@ -23,9 +24,8 @@ class DropoutFn(Function):
 
 def _mask(input, p, shape):
     """The inverted-dropout mask of ``shape`` in input's dtype, on input's device."""
-    keep = generator().random(shape) >= p                  # each entry kept with probability 1 - p
-    scale = 1.0 / (1.0 - p) if p < 1 else 0.0              # p = 1 drops everything (a zero mask, as PyTorch)
-    return backend.to_device((keep * scale).astype(input.dtype), input.device)
+    seed = int(generator().integers(0, 2 ** 63))           # host-side: no device round trip
+    return dropout_mask(shape, p, seed, input.dtype, like=input.data)     # each entry kept with probability 1 - p
 
 
 def _check(op, input, p):

@@ -23,6 +23,8 @@ from minicnn.models.efficientnet import (EfficientNet, efficientnet_b0, efficien
                                          efficientnet_b7)
 from minicnn.models.darknet import Darknet19, Darknet53, darknet19, darknet53
 from minicnn.models.convolutionize import convolutionize
+from minicnn.models.yolo import YOLOv1, YOLOv2, YOLOv3, yolo_v1, yolo_v2, yolo_v3
+from minicnn.models.rcnn import FastRCNN, FasterRCNN, fast_rcnn, faster_rcnn
 from minicnn.models.fcn import FCN, fcn8s, fcn16s, fcn32s
 from minicnn.models.unet import UNet, unet
 from minicnn.models.embedding import EmbeddingNet, embedding_net
@@ -52,6 +54,8 @@ __all__ = [
     "Darknet19", "Darknet53", "darknet19", "darknet53",
     "FastRCNNHead", "fast_rcnn_loss", "encode_boxes", "decode_boxes",
     "YOLOv2Head", "yolo_decode", "yolo_postprocess", "yolo_loss",
+    "YOLOv1", "YOLOv2", "YOLOv3", "yolo_v1", "yolo_v2", "yolo_v3",
+    "FastRCNN", "FasterRCNN", "fast_rcnn", "faster_rcnn",
     "FCN", "fcn32s", "fcn16s", "fcn8s", "UNet", "unet", "EmbeddingNet", "embedding_net",
 ]
 

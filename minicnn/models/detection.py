@@ -12,7 +12,7 @@ from minicnn import backend
 from minicnn.autograd import Tensor
 
 __all__ = ["FastRCNNHead", "fast_rcnn_loss", "encode_boxes", "decode_boxes",
-           "YOLOv2Head", "yolo_decode", "yolo_postprocess", "yolo_loss"]
+           "YOLOv2Head", "yolo_decode", "yolo_postprocess", "yolo_loss", "Detector", "check_targets"]
 
 BBOX_XFORM_CLIP = math.log(1000.0 / 16)        # torchvision's cap on dw, dh before exp
 
@@ -150,11 +150,12 @@ def _sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
-def yolo_decode(output, anchors, stride):
+def yolo_decode(output, anchors, stride, logistic=False):
     """YOLOv2 eq. (§2, "Direct location prediction"): bx = (sigmoid(tx) + cx) * stride, bw = pw exp(tw), with
     (cx, cy) the cell's column and row and anchors (A, 2) the priors' (pw, ph) in pixels.
     output (N, A(5+C), H, W) -> boxes (N, A*H*W, 4) as (x1, y1, x2, y2) pixels, objectness (N, A*H*W) =
-    sigmoid(to), class_probs (N, A*H*W, C) = softmax; prediction index a * H * W + row * W + col.  NumPy arrays."""
+    sigmoid(to), class_probs (N, A*H*W, C) = softmax (``logistic``: one sigmoid per class, YOLOv3 §2.2);
+    prediction index a * H * W + row * W + col.  NumPy arrays."""
     o, anc = _split("yolo_decode", output, anchors)
     o = np.asarray(backend.to_cpu(o), np.float64)
     N, A, _, H, W = o.shape
@@ -164,8 +165,11 @@ def yolo_decode(output, anchors, stride):
     w = anc[None, :, 0, None, None] * np.exp(np.minimum(o[:, :, 2], BBOX_XFORM_CLIP))
     h = anc[None, :, 1, None, None] * np.exp(np.minimum(o[:, :, 3], BBOX_XFORM_CLIP))
     boxes = np.stack([x - w / 2, y - h / 2, x + w / 2, y + h / 2], axis=-1).reshape(N, A * H * W, 4)
-    scores = o[:, :, 5:] - o[:, :, 5:].max(axis=2, keepdims=True)
-    probs = np.exp(scores) / np.exp(scores).sum(axis=2, keepdims=True)                   # (N, A, C, H, W)
+    if logistic:
+        probs = _sigmoid(o[:, :, 5:])
+    else:
+        scores = o[:, :, 5:] - o[:, :, 5:].max(axis=2, keepdims=True)
+        probs = np.exp(scores) / np.exp(scores).sum(axis=2, keepdims=True)               # (N, A, C, H, W)
     probs = probs.transpose(0, 1, 3, 4, 2).reshape(N, A * H * W, -1)
     return boxes, _sigmoid(o[:, :, 4]).reshape(N, -1), probs
 
@@ -196,7 +200,7 @@ def _wh_iou(wh, anchors):
     return inter / (wh.prod(1)[:, None] + anchors.prod(1)[None, :] - inter)
 
 
-def yolo_loss(output, anchors, stride, targets, ignore_threshold=0.6):
+def yolo_loss(output, anchors, stride, targets, ignore_threshold=0.6, logistic=False, ignore_boxes=None):
     """A YOLOv2-style loss, summed over predictions and averaged over the N images.
 
     targets: one (boxes (G, 4) pixels, labels (G,) in [0, C)) pair per image.  Assignment (YOLOv2): a ground
@@ -205,7 +209,10 @@ def yolo_loss(output, anchors, stride, targets, ignore_threshold=0.6):
     For responsible predictions: squared error of (sigmoid(tx), sigmoid(ty)) against the centre's offset in the
     cell and of (tw, th) against log(gw / pw), log(gh / ph); cross-entropy of the class scores; objectness BCE
     towards 1.  Every other prediction: objectness BCE towards 0, unless its decoded box overlaps some ground
-    truth by IoU > ignore_threshold (then it adds nothing).  All terms weigh 1."""
+    truth by IoU > ignore_threshold (then it adds nothing).  All terms weigh 1.  ``logistic`` (YOLOv3 §2.2):
+    the classes by one binary cross-entropy each instead of a softmax.  ``ignore_boxes`` (one (G', 4) array per
+    image, default the targets' boxes): the boxes that the ignore rule compares with (YOLOv3: those of every
+    scale, while ``targets`` holds the boxes this scale is responsible for)."""
     op = "yolo_loss"
     o, anc = _split(op, output, anchors)
     N, A, D, H, W = o.shape
@@ -220,10 +227,13 @@ def yolo_loss(output, anchors, stride, targets, ignore_threshold=0.6):
         lab = np.asarray(backend.to_cpu(_data(lab))).reshape(-1)
         if lab.shape[0] != gt.shape[0] or (lab.size and (lab.min() < 0 or lab.max() >= D - 5)):
             raise ValueError(f"{op}: image {n}: labels must be ({gt.shape[0]},) in [0, {D - 5}), got {lab}")
+        near = gt if ignore_boxes is None else np.asarray(backend.to_cpu(_data(ignore_boxes[n])),
+                                                                 np.float64).reshape(-1, 4)
+        if near.shape[0]:
+            iou = np.asarray(F.box_iou(boxes[n].reshape(-1, 4), near)).max(axis=1).reshape(A, H, W)
+            obj_weight[n][iou > ignore_threshold] = 0
         if gt.shape[0] == 0:
             continue
-        iou = np.asarray(F.box_iou(boxes[n].reshape(-1, 4), gt)).max(axis=1).reshape(A, H, W)
-        obj_weight[n][iou > ignore_threshold] = 0
         gx, gy, gw, gh = _centre_size(gt)
         best = _wh_iou(np.stack([gw, gh], 1), anc).argmax(axis=1)
         for g in range(gt.shape[0]):
@@ -243,5 +253,78 @@ def yolo_loss(output, anchors, stride, targets, ignore_threshold=0.6):
         sel = pred[n, a, i, j]                                                           # (G, 5 + C)
         loss = loss + F.mse_loss(F.sigmoid(sel[:, :2]), t[:, :2], reduction="sum") \
             + F.mse_loss(sel[:, 2:4], t[:, 2:], reduction="sum") \
-            + F.cross_entropy(sel[:, 5:], labels, reduction="sum")
+            + (F.binary_cross_entropy_with_logits(sel[:, 5:], np.eye(D - 5, dtype=dtype)[labels], reduction="sum")
+               if logistic else F.cross_entropy(sel[:, 5:], labels, reduction="sum"))
     return loss / N
+
+
+# ---- the detectors' common contract (torchvision's): train -> dict of losses, eval -> list of detections ------
+IMAGE_MEAN, IMAGE_STD = 0.047, 0.186          # of MNISTDetection's 96 x 96 training canvases (seed 0)
+
+
+def check_targets(op, targets, num_images, num_classes):
+    """Validate torchvision-style targets, one ``{"boxes": (G, 4) x1, y1, x2, y2, "labels": (G,)}`` per image,
+    -> list of (boxes float64 (G, 4), labels int64 (G,)) NumPy pairs.  Errors name the image and the problem."""
+    if not isinstance(targets, (list, tuple)) or len(targets) != num_images:
+        got = len(targets) if isinstance(targets, (list, tuple)) else type(targets).__name__
+        raise ValueError(f"{op}: targets must be a list of {num_images} dicts (one per image), got {got}")
+    out = []
+    for n, t in enumerate(targets):
+        if not isinstance(t, dict) or "boxes" not in t or "labels" not in t:
+            raise ValueError(f"{op}: target {n} must be a dict with 'boxes' and 'labels'")
+        b = np.asarray(backend.to_cpu(_data(t["boxes"])), np.float64)
+        lab = np.asarray(backend.to_cpu(_data(t["labels"])))
+        if b.size == 0 and lab.size == 0:
+            out.append((np.zeros((0, 4)), np.zeros(0, np.int64)))
+            continue
+        if b.ndim != 2 or b.shape[1] != 4:
+            raise ValueError(f"{op}: target {n}: boxes must have shape (G, 4), got {b.shape}")
+        if lab.shape != (b.shape[0],) or lab.dtype.kind not in "iu":
+            raise ValueError(f"{op}: target {n}: labels must be ({b.shape[0]},) integers, got shape {lab.shape} "
+                             f"dtype {lab.dtype}")
+        bad = np.flatnonzero((b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1]) | ~np.isfinite(b).all(1))
+        if bad.size:
+            raise ValueError(f"{op}: target {n}: box {int(bad[0])} = {b[bad[0]].tolist()} needs x2 > x1 and "
+                             f"y2 > y1 (x1, y1, x2, y2 in pixels)")
+        if lab.min() < 0 or lab.max() >= num_classes:
+            raise ValueError(f"{op}: target {n}: labels must be in [0, {num_classes}), got {lab.tolist()}")
+        out.append((b, lab.astype(np.int64)))
+    return out
+
+
+class Detector(nn.Module):
+    """Base of the detectors: images (N, 1, H, W) float32 in [0, 1] (Tensor or array) are normalised inside the
+    model; ``model(images, targets)`` in training mode -> dict of loss Tensors (``losses``), in eval mode
+    ``model(images)`` -> one ``{"boxes" (K, 4) float32 pixels, "scores" (K,) float32, "labels" (K,) int64}``
+    of NumPy arrays per image (``detect``), by decreasing score."""
+    score_thresh, nms_thresh, detections_per_img = 0.05, 0.5, 100     # torchvision's box_* defaults
+
+    def __init__(self, num_classes):
+        super().__init__()
+        self.num_classes = num_classes
+
+    def forward(self, images, targets=None):
+        op = type(self).__name__
+        x = images if isinstance(images, Tensor) else Tensor(np.asarray(images, np.float32))
+        if x.ndim != 4 or x.shape[1] != 1:
+            raise ValueError(f"{op}: images must be (N, 1, H, W) in [0, 1], got {tuple(x.shape)}")
+        x = (x - IMAGE_MEAN) * (1.0 / IMAGE_STD)
+        if self.training:
+            if targets is None:
+                raise ValueError(f"{op}: training mode needs targets (call model.eval() to detect)")
+            return self.losses(x, check_targets(op, targets, x.shape[0], self.num_classes))
+        return self.detect(x)
+
+    def finish(self, boxes, scores, labels, image_size):
+        """One image's candidates -> its detections: clip to the image, drop scores <= ``score_thresh`` and
+        empty boxes, NMS per class at ``nms_thresh``, keep the best ``detections_per_img``."""
+        H, W = image_size
+        boxes = np.column_stack([np.clip(boxes[:, 0], 0, W), np.clip(boxes[:, 1], 0, H),
+                                 np.clip(boxes[:, 2], 0, W), np.clip(boxes[:, 3], 0, H)]) if len(boxes) else \
+            np.zeros((0, 4))
+        keep = np.flatnonzero((scores > self.score_thresh) & (boxes[:, 2] > boxes[:, 0] + 1e-3) &
+                              (boxes[:, 3] > boxes[:, 1] + 1e-3))
+        boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
+        keep = np.asarray(F.batched_nms(boxes, scores, labels, self.nms_thresh), np.int64)[:self.detections_per_img]
+        return {"boxes": boxes[keep].astype(np.float32), "scores": scores[keep].astype(np.float32),
+                "labels": labels[keep].astype(np.int64)}

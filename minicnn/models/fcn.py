@@ -1,20 +1,20 @@
-"""Fully convolutional networks (Long, Shelhamer & Darrell 2015): a classifier backbone with its fully connected
-layers as convolutions (fc6, fc7; see ``convolutionize``), a 1 x 1 ``score_fr`` layer giving coarse class scores
-at stride 32, and transposed convolutions ("deconvolution", §3.3) initialised to bilinear interpolation that
-upsample them to the input's size.  FCN-32s upsamples score_fr 32x at once; FCN-16s first adds 1 x 1 scores from
-pool4 (stride 16), FCN-8s also from pool3 (stride 8): the skip architecture of §4.2 (Fig. 3).
+"""Fully convolutional networks (Long, Shelhamer & Darrell 2015): a classifier backbone with its fully connected layers
+as convolutions (fc6, fc7; see ``convolutionize``), a 1 x 1 ``score_fr`` layer giving coarse class scores at stride
+32, and transposed convolutions ("deconvolution", §3.3) initialised to bilinear interpolation that upsample them to
+the input's size. FCN-32s upsamples score_fr 32x at once; FCN-16s first adds 1 x 1 scores from pool4 (stride 16),
+FCN-8s also from pool3 (stride 8): the skip architecture of §4.2 (Fig. 3).
 
-As in the paper the intermediate 2x upsamplings are learned from their bilinear start and the final one is fixed
-to bilinear interpolation (``freeze_upsampling="final"``; True freezes all, False none), and the skip score
-layers start at zero, so a fresh FCN-16s/8s computes what FCN-32s does.  Instead of the paper's padding of 100
-and crops (for arbitrary input sizes), each transposed convolution pads by half its stride, so sizes divisible by
-32 come out exactly aligned.
+As in the paper the intermediate 2x upsamplings are learned from their bilinear start and the final one is fixed to
+bilinear interpolation (``freeze_upsampling="final"``; True freezes all, False none), and the skip score layers
+start at zero, so at the start the skips add nothing to the coarse prediction. Instead of the paper's padding of 100
+and crops (for arbitrary input sizes), each transposed convolution pads by half its stride, so sizes divisible by 32
+come out exactly aligned.
 
 Backbones: ``"small"`` (default), a VGG-style network sized for 64 x 64 MNISTSegmentation images (two 3 x 3
-convolutions per stage, 16-32-64-128-128 channels, 2 x 2 pool5, a 3 x 3 fc6 of 256, 1 x 1 fc7); ``"vgg16"``, the paper's: torchvision's ``vgg16``
-features (keys ``features.N`` as torchvision, so converted weights load) and fc6 a 7 x 7 convolution with 4096
-filters (padded by 3), fc7 1 x 1, which take ``vgg16``'s classifier.0 / classifier.3 weights reshaped
-(``load_vgg16_classifier``).
+convolutions per stage, 16-32-64-128-128 channels, each followed by BatchNorm as in torchvision's ``vgg16_bn``; 2 x
+2 pool5, a 3 x 3 fc6 of 256, 1 x 1 fc7); ``"vgg16"``, the paper's: torchvision's ``vgg16`` features (keys
+``features.N`` as torchvision, so converted weights load) and fc6 a 7 x 7 convolution with 4096 filters (padded by
+3), fc7 1 x 1, which take ``vgg16``'s classifier.0 / classifier.3 weights reshaped (``load_vgg16_classifier``).
 """
 import numpy as np
 
@@ -63,7 +63,7 @@ class FCN(nn.Module):
         mean, std = MNIST_SEGMENTATION_STATS if in_channels == 1 else IMAGENET_STATS
         self.normalize = Normalize(mean * in_channels if len(mean) != in_channels else mean,
                                    std * in_channels if len(std) != in_channels else std)
-        self.features = make_layers(cfg)
+        self.features = make_layers(cfg, batch_norm=backbone == "small")
         if in_channels != 3:                              # make_layers builds for RGB; give conv1 our channels
             self.features._modules["0"] = nn.Conv2d(in_channels, cfg[0], 3, padding=1)
         pools = [i for i, m in enumerate(self.features) if isinstance(m, nn.MaxPool2d)]
@@ -89,6 +89,9 @@ class FCN(nn.Module):
         for m in list(self.features.modules()) + [self.fc6, self.fc7]:
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
         nn.init.normal_(self.score_fr.weight, 0.0, 0.01)
         nn.init.zeros_(self.score_fr.bias)

@@ -1,7 +1,7 @@
 """Adam (Kingma & Ba 2015, Algorithm 1) and RMSprop (Hinton's lecture 6e; PyTorch's variant)."""
-import math
 
 from minicnn.backend import get_array_module
+from minicnn.kernels import optim as fused
 from minicnn.optim.optimizer import Optimizer
 
 
@@ -13,22 +13,14 @@ class Adam(Optimizer):
             raise ValueError(f"Adam: betas must be in [0, 1), got {betas}")
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
 
-    def _update(self, p, g, state, group):
-        xp = get_array_module(g)
-        if group["weight_decay"]:
-            g = g + group["weight_decay"] * p.data
-        b1, b2 = group["betas"]
+    def _update(self, p, g, state, group):           # one fused pass per parameter (kernels/optim.py)
+        xp = get_array_module(p.data)
         if "step" not in state:
-            state["step"], state["exp_avg"], state["exp_avg_sq"] = 0, xp.zeros_like(g), xp.zeros_like(g)
+            state["step"], state["exp_avg"], state["exp_avg_sq"] = 0, xp.zeros_like(p.data), xp.zeros_like(p.data)
         state["step"] += 1
-        m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
-        m *= b1
-        m += (1 - b1) * g
-        v *= b2
-        v += (1 - b2) * g * g
-        step_size = group["lr"] / (1 - b1 ** t)
-        denom = xp.sqrt(v) / math.sqrt(1 - b2 ** t) + group["eps"]
-        p.data -= (step_size * m / denom).astype(p.dtype)
+        b1, b2 = group["betas"]
+        fused.adam_step(p.data, g, state["exp_avg"], state["exp_avg_sq"], group["lr"], b1, b2, group["eps"],
+                        group["weight_decay"], state["step"])
 
 
 class RMSprop(Optimizer):

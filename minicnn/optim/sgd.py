@@ -1,4 +1,6 @@
 """SGD with momentum (Polyak; Nesterov as in Sutskever et al. 2013), dampening and L2 weight decay."""
+from minicnn.backend import get_array_module
+from minicnn.kernels import optim as fused
 from minicnn.optim.optimizer import Optimizer
 
 
@@ -11,17 +13,10 @@ class SGD(Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                                       nesterov=nesterov))
 
-    def _update(self, p, g, state, group):
-        if group["weight_decay"]:
-            g = g + group["weight_decay"] * p.data
+    def _update(self, p, g, state, group):           # one fused pass per parameter (kernels/optim.py)
         m = group["momentum"]
-        if m:
-            if "momentum_buffer" not in state:
-                state["momentum_buffer"] = g.copy()
-            else:
-                buf = state["momentum_buffer"]
-                buf *= m
-                buf += (1 - group["dampening"]) * g
-            buf = state["momentum_buffer"]
-            g = g + m * buf if group["nesterov"] else buf
-        p.data -= group["lr"] * g
+        first = bool(m) and "momentum_buffer" not in state
+        if first:
+            state["momentum_buffer"] = get_array_module(p.data).empty_like(p.data)
+        fused.sgd_step(p.data, g, state.get("momentum_buffer", g), group["lr"], m, group["dampening"],
+                       group["weight_decay"], group["nesterov"], first)

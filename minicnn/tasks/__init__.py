@@ -11,7 +11,7 @@ import importlib
 __all__ = ["Task", "TASKS", "BUILTIN", "register", "get_task", "task_for"]
 
 TASKS = {}                              # task name -> Task subclass
-BUILTIN = ["classification", "segmentation", "embedding"]   # modules holding the built-in tasks
+BUILTIN = ["classification", "detection", "segmentation", "embedding"]   # modules holding the built-in tasks
 
 
 def register(cls):
@@ -36,6 +36,10 @@ class Task:
     def build_datasets(self, cfg):
         """(train set, test set, number of classes) for the run configuration ``cfg``."""
         raise NotImplementedError
+
+    def setup(self, model, train_set):
+        """Fit what the model learns from the data before training (e.g. anchors); called on a fresh model,
+        before a resumed run's checkpoint is loaded over it.  Default: nothing."""
 
     def batch_loss(self, model, images, targets):
         """(loss Tensor to minimise, number of images, dict of running sums for ``train_metrics``)."""

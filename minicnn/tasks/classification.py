@@ -1,5 +1,4 @@
 """Image classification: MNIST, Fashion-MNIST, CIFAR-10/100; cross-entropy (plus auxiliary heads), accuracy."""
-import numpy as np
 
 import minicnn as mc
 import minicnn.functional as F
@@ -51,19 +50,28 @@ def classification_loss(out, y):
     return F.cross_entropy(out, y), out
 
 
-def evaluate(model, loader):
-    """(mean loss, predicted classes, true classes) over ``loader``, in eval mode without a graph."""
+def evaluate(model, loader, tta=None):
+    """(mean loss, predicted classes, true classes) over ``loader``, in eval mode without a graph.
+
+    ``tta``: a test-time augmentation that turns a batch into ``tta.ncrops`` crops per image
+    (``T.TenCrop(224)``, AlexNet's 10 patches): the softmax outputs of each image's crops are averaged (§4.1),
+    the loss is the NLL of that average."""
     model.eval()
     total, preds, targets = 0.0, [], []
     with mc.no_grad():
         for x, y in loader:
+            if tta is not None:
+                x = mc.tensor(tta(x.data if isinstance(x, mc.Tensor) else x), device=y.device)
             out = model(x)
             logits = out[0] if isinstance(out, (tuple, list)) else out
-            total += F.cross_entropy(logits, y).item() * len(y)
-            preds.append(backend.to_cpu(logits.data.argmax(axis=1)))
-            targets.append(backend.to_cpu(y.data))
-    preds, targets = np.concatenate(preds), np.concatenate(targets)
-    return total / len(targets), preds, targets
+            if tta is not None:                   # log of the mean softmax: argmax and NLL read it as logits
+                logits = mc.log(T.average_crops(F.softmax(logits, dim=1), tta.ncrops))
+            total = total + F.cross_entropy(logits, y).data * len(y)       # kept on the device: no sync per batch
+            preds.append(logits.data.argmax(axis=1))
+            targets.append(y.data)
+    xp = backend.get_array_module(preds[0])                                # one copy to the host at the end
+    preds, targets = backend.to_cpu(xp.concatenate(preds)), backend.to_cpu(xp.concatenate(targets))
+    return float(total) / len(targets), preds, targets
 
 
 @register
@@ -80,7 +88,7 @@ class Classification(Task):
 
     def batch_loss(self, model, x, y):
         loss, logits = classification_loss(model(x), y)
-        return loss, len(y), {"correct": int((logits.data.argmax(axis=1) == y.data).sum())}
+        return loss, len(y), {"correct": (logits.data.argmax(axis=1) == y.data).sum()}   # on the device: no sync
 
     def train_metrics(self, sums, seen):
         return {"train_acc": sums.get("correct", 0) / seen}

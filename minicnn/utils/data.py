@@ -7,6 +7,8 @@ in ``minicnn.data.generic`` (and ``Subset`` in ``minicnn.data.datasets``).
 from minicnn.data.generic import (BatchSampler, ConcatDataset, DataLoader, Dataset, IterableDataset,  # noqa: F401
                                   RandomSampler, Sampler, SequentialSampler, Subset, SubsetRandomSampler,
                                   TensorDataset, default_collate, random_split)
+from minicnn.data.sampler import DistributedSampler  # noqa: F401  (torch.utils.data.DistributedSampler)
 
 __all__ = ["BatchSampler", "ConcatDataset", "DataLoader", "Dataset", "IterableDataset", "RandomSampler", "Sampler",
-           "SequentialSampler", "Subset", "SubsetRandomSampler", "TensorDataset", "default_collate", "random_split"]
+           "SequentialSampler", "Subset", "SubsetRandomSampler", "TensorDataset", "default_collate", "random_split",
+           "DistributedSampler"]

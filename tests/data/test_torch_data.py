@@ -119,6 +119,8 @@ def test_mnist_with_torchvision_transforms_gives_tensors_per_sample():
     xb, yb = next(iter(mc.utils.data.DataLoader(ds, batch_size=4)))
     np.testing.assert_allclose(xb.numpy()[0], x.numpy())
     assert yb.tolist()[:1] == [107]
+    _, ys = next(iter(mc.utils.data.DataLoader(Subset(ds, [0, 1]), batch_size=2)))   # remapped labels pass
+    assert ys.tolist() == [107, 102]
     pil = mc.data.MNIST(train=False, transform=lambda im: im)[0][0]     # a plain function sees the PIL image
     assert isinstance(pil, Image.Image) and pil.mode == "L" and pil.size == (28, 28)
 

@@ -15,7 +15,9 @@ RANK, WORLD = dist.get_rank(), dist.get_world_size()
 
 
 def test_world():
-    assert WORLD == 2 and dist.get_backend() == "mpi"
+    assert WORLD == 2 and dist.get_backend() == "mpi" and dist.launched_world_size() == 2
+    with pytest.raises(RuntimeError, match="twice"):
+        dist.init_process_group()
     gathered = [None] * WORLD
     dist.all_gather_object(gathered, {"rank": RANK})
     assert gathered == [{"rank": r} for r in range(WORLD)]

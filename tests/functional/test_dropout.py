@@ -73,18 +73,19 @@ def test_dropout_fn_gradcheck_with_fixed_mask(shape, data, p):
     mc.gradcheck(lambda x: F.DropoutFn(mask)(x), [randn(*shape, seed=3)])
 
 
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("fn", [F.dropout, F.dropout2d])
 @given(shape=hnp.array_shapes(min_dims=3, max_dims=4, max_side=4), p=st.floats(0.05, 0.95), seed=st.integers(0, 99))
-def test_dropout_gradcheck_with_a_reseeded_mask(device, fn, shape, p, seed):
+def test_dropout_gradcheck_with_a_reseeded_mask(fn, shape, p, seed):
+    # cpu only: each evaluation draws a mask, ~100 per example, too slow in the CUDA simulator; the device's
+    # gradient is checked against its mask in test_dropout2d_drops_whole_channels
     def f(t):
         mc.manual_seed(seed)                                # the same mask at every evaluation
         return fn(t, p)
-    y = f(mc.tensor(np.ones(shape), device=device)).numpy()   # the mask itself: 0 or 1 / (1 - p) ...
+    y = f(mc.tensor(np.ones(shape))).numpy()                # the mask itself: 0 or 1 / (1 - p) ...
     np.testing.assert_allclose(y[y != 0], 1 / (1 - p), rtol=1e-6)
     if fn is F.dropout2d:                                   # ... one value per (n, c) plane for dropout2d
         assert (y == y[..., :1, :1]).all()
-    mc.gradcheck(f, [mc.tensor(randn(*shape, seed=seed), dtype=np.float64, device=device)])
+    mc.gradcheck(f, [randn(*shape, seed=seed)])
 
 
 @pytest.mark.parametrize("fn", [F.dropout, F.dropout2d])

@@ -67,3 +67,14 @@ def test_gram_matrix_matches_einsum_and_gradcheck():
     mc.gradcheck(lambda t: F.gram_matrix(t[:, :, ::2], normalize=False), [x])      # non-contiguous input
     with pytest.raises(ValueError, match=r"gram_matrix: expected \(N, C, H, W\)"):
         F.gram_matrix(mc.tensor(x[0]))
+
+
+def test_batch_hard_soft_margin_by_hand_and_gradcheck():
+    x = np.array([[0.0], [1.0], [5.0], [2.0], [9.0]])
+    y = np.array([0, 0, 0, 1, 1])
+    got = F.batch_hard_triplet_loss(mc.tensor(x, dtype=np.float64), y, margin=None, eps=0.0).item()
+    d = np.array([5 - 2, 4 - 1, 5 - 3, 7 - 1, 7 - 4], np.float64)         # d(a, p) - d(a, n), as above
+    assert got == pytest.approx(np.mean(np.log1p(np.exp(d))))
+    rng = np.random.default_rng(3)
+    mc.gradcheck(lambda t: F.batch_hard_triplet_loss(t, np.array([0, 0, 1, 1, 2, 2]), margin=None),
+                 [rng.standard_normal((6, 3))])

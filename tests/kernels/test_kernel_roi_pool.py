@@ -89,4 +89,4 @@ def test_overlapping_rois_accumulate_on_shared_maxima(device):
 def test_cuda_kernels_compile_to_ptx(dtype):
     a, i4, i1, i3 = dtype[:, :, :, ::1], T.int32[:, :, :, ::1], T.int32[::1], T.int32[:, :, ::1]
     assert ".entry" in compile_ptx(roi_pool._fwd_gpu, (a, i1, i3, i3, a, i4))
-    assert ".entry" in compile_ptx(roi_pool._bwd_gpu, (a, i4, i1, i3, i3, a))
+    assert ".entry" in compile_ptx(roi_pool._bwd_gpu, (a, i4, i1, i1, i3, i3, a))     # order, starts: by image

@@ -37,7 +37,8 @@ def test_bilinear_kernel_interpolates_a_plane(factor):
 
 
 def test_bilinear_kernel_values():
-    np.testing.assert_allclose(bilinear_kernel(1, 4)[0, 0, 0], [0.0625, 0.1875, 0.1875, 0.0625])   # 1/4 3/4 ... squared rows
+    # factor 2: the 1-d filter is [1, 3, 3, 1] / 4 and the kernel its outer product; row 0 = 1/4 of the filter
+    np.testing.assert_allclose(bilinear_kernel(1, 4)[0, 0, 0], [0.0625, 0.1875, 0.1875, 0.0625])
     assert (bilinear_kernel(3, 4)[0, 1] == 0).all()
 
 
@@ -102,3 +103,20 @@ def test_overfits_one_batch(one_thread):
     # FCN-8s predicts at stride 8 and upsamples bilinearly: it cannot trace one image's strokes exactly, but its
     # loss on the batch must collapse
     assert last < 0.05 * first
+
+
+def test_load_vgg16_classifier_reshapes_the_fully_connected_layers():
+    """The copy works for any backbone whose fc6/fc7 match the classifier's sizes (here the small one)."""
+    from minicnn.models.fcn import load_vgg16_classifier
+    m = fcn32s()
+    rng = np.random.default_rng(0)
+    vgg = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in m.state_dict().items()
+           if k.startswith("features.") and v.dtype.kind == "f"}
+    vgg["classifier.0.weight"] = rng.standard_normal((256, 128 * 3 * 3)).astype(np.float32)
+    vgg["classifier.0.bias"] = rng.standard_normal(256).astype(np.float32)
+    vgg["classifier.3.weight"] = rng.standard_normal((256, 256)).astype(np.float32)
+    vgg["classifier.3.bias"] = rng.standard_normal(256).astype(np.float32)
+    load_vgg16_classifier(m, vgg)
+    np.testing.assert_array_equal(m.fc6.weight.numpy().reshape(256, -1), vgg["classifier.0.weight"])
+    np.testing.assert_array_equal(m.fc7.weight.numpy()[:, :, 0, 0], vgg["classifier.3.weight"])
+    np.testing.assert_array_equal(m.features[0].weight.numpy(), vgg["features.0.weight"])

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import minicnn as mc
+import minicnn.nn as nn
 from minicnn.models import InceptionOutputs, inception_v2, inception_v3
 from minicnn.summary import summary
 from model_checks import assert_no_graph, bn_keys, calibrate_bn, check_weight_grads, n_params
@@ -91,32 +92,47 @@ def test_v3_keys_and_counts_equal_torchvision():
 
 
 def test_v2_follows_table1():
-    m = inception_v2()
+    m = inception_v2().eval()
     assert n_params(m) == hand_count("v2", aux=True)
     assert m.state_dict()["Mixed_5b.branch5x5_2.conv.weight"].shape == (64, 48, 3, 3)    # Fig. 5: 3x3, not 5x5
-    s = summary(m, (3, 299, 299))
-    shapes = {r.name: tuple(r.output_shape) for r in s.rows}
-    # Table 1: 149x149x32, 147x147x32, 147x147x64, 73x73x64, 71x71x80, 35x35x192, 35x35x288
-    assert [shapes[k + ".conv"][1:] for k in ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "Conv2d_3b_3x3",
-                                             "Conv2d_4a_3x3", "Conv2d_4b_3x3")] == [
-        (32, 149, 149), (32, 147, 147), (64, 147, 147), (80, 71, 71), (192, 35, 35), (288, 35, 35)]
-    assert shapes["Mixed_6f.branch_pool.conv"][2:] == (17, 17) and shapes["Mixed_7c.branch_pool.conv"][2:] == (8, 8)
-    assert s.rows[-1].output_shape == (1, 1000)
+    # Table 1's stem at 299 x 299: 149x149x32, 147x147x32, 147x147x64, 73x73x64, 71x71x80, 35x35x192, 35x35x288
+    x, shapes = mc.tensor(np.zeros((1, 3, 299, 299))), []
+    with mc.no_grad():
+        for key in m.stem:
+            x = getattr(m, key)(x)
+            shapes.append(x.shape[1:])
+    assert shapes == [(32, 149, 149), (32, 147, 147), (64, 147, 147), (64, 73, 73), (80, 71, 71), (192, 35, 35),
+                      (288, 35, 35)]
+    assert [k for k in m.mixed if k.startswith("Mixed_6")] == ["Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d",
+                                                              "Mixed_6e", "Mixed_6f"]    # 5 x Fig. 6
+    with mc.no_grad():
+        assert m(mc.tensor(np.zeros((1, 3, 75, 75)))).shape == (1, 1000)
 
 
 @pytest.mark.slow
-def test_v3_at_299_multiply_adds_and_auxiliary_head():
-    m = inception_v3(num_classes=10)
-    s = summary(m, (3, 299, 299))
+def test_v3_at_299_multiply_adds():
+    s = summary(inception_v3(num_classes=10), (3, 299, 299))
     assert abs(s.total_mult_adds / 5.7e9 - 1) < 0.05, s.total_mult_adds          # torchvision: 5.71 GFLOPS
     shapes = {r.name: tuple(r.output_shape) for r in s.rows}
     assert shapes["Mixed_5d.branch_pool.conv"] == (1, 64, 35, 35) and shapes["Mixed_6e.branch_pool.conv"] == \
         (1, 192, 17, 17) and shapes["Mixed_7c.branch_pool.conv"] == (1, 192, 8, 8)
     assert "AuxLogits.fc" not in shapes                                              # eval: no auxiliary head
-    x = mc.tensor(np.random.default_rng(0).standard_normal((1, 3, 299, 299)))
+
+
+def test_auxiliary_head_on_the_17x17_grid_in_training_only():
+    m = inception_v3(num_classes=10)
+    head = m.AuxLogits.eval()
+    with mc.no_grad():                                   # Fig. 8: 17 x 17 x 768 -> 5x5/3 pool -> 1x1 -> 5x5 -> fc
+        assert head(mc.tensor(np.random.default_rng(0).standard_normal((2, 768, 17, 17)))).shape == (2, 10)
+    seen = []                                            # the head reads Mixed_6e's output (17 x 17 at 299 x 299)
+    m.AuxLogits = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(768, 10))
+    m.AuxLogits.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].shape))
+    x = mc.tensor(np.random.default_rng(1).standard_normal((2, 3, 75, 75)))
     with mc.no_grad():
         out = m(x)                                                                   # training mode
-    assert isinstance(out, InceptionOutputs) and out.logits.shape == out.aux_logits.shape == (1, 10)
+        assert isinstance(out, InceptionOutputs) and out.logits.shape == out.aux_logits.shape == (2, 10)
+        assert seen == [(2, 768, 3, 3)]
+        assert m.eval()(x).shape == (2, 10) and len(seen) == 1                       # eval: not called
 
 
 def test_small_input_eval_no_graph_and_transform_input():

@@ -73,7 +73,9 @@ def test_command_line(capsys):
 def test_registry_lists_every_family():
     names = list_models()
     for n in ("lenet5", "alexnet", "alexnet_paper", "zfnet", "vgg16_c", "vgg19_bn", "nin", "googlenet", "resnet152",
-              "resnet110", "preact_resnet164", "densenet264", "mobilenet_v1", "darknet53", "wide_resnet50_2"):
+              "resnet110", "preact_resnet164", "densenet264", "mobilenet_v1", "darknet53", "wide_resnet50_2",
+              "inception_v2", "inception_v3", "inception_v4", "inception_resnet_v1", "inception_resnet_v2",
+              "xception", "mobilenet_v2", "efficientnet_b0", "efficientnet_b7"):
         assert n in names
     m = get_model("ResNet20", num_classes=3)
     assert m(mc.tensor(np.zeros((1, 3, 32, 32)))).shape == (1, 3)

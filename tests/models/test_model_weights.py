@@ -101,3 +101,21 @@ def test_finetune_example_runs(capsys):
     assert mod.main(["--seed", "1", "--pretrain-images", "300", "--finetune-images", "20"]) == 0
     out = capsys.readouterr().out
     assert "pretrained on 0-4" in out and "20 images of 5-9" in out and "from scratch" in out
+
+
+def test_converter_reads_timm_safetensors_into_the_timm_keyed_models(tmp_path, monkeypatch):
+    """timm's files are .safetensors: the converter reads them (here through a stand-in for the package) and the
+    arrays load into inception_resnet_v2's timm keys; a torchvision-keyed model refuses them, naming keys."""
+    from minicnn.models import inception_resnet_v2
+    sd = {k: v.numpy().copy() for k, v in inception_resnet_v2(num_classes=5).state_dict().items()}
+    fake = types.ModuleType("safetensors.numpy")
+    fake.load_file = lambda path: dict(sd)
+    monkeypatch.setitem(sys.modules, "safetensors", types.ModuleType("safetensors"))
+    monkeypatch.setitem(sys.modules, "safetensors.numpy", fake)
+    conv = load_example()
+    out = tmp_path / "irv2.npz"
+    assert conv.main([str(tmp_path / "m.safetensors"), str(out), "--check", "inception_resnet_v2"]) == 0
+    arrays = dict(np.load(out))
+    assert arrays["classif.weight"].shape == (5, 1536) and len(arrays) == len(sd)
+    with pytest.raises(SystemExit, match="conv2d_1a"):
+        conv.main([str(tmp_path / "m.safetensors"), str(out), "--check", "inception_v3"])

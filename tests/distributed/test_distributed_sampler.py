@@ -80,3 +80,13 @@ def test_ranks_batches_together_are_the_one_process_batches(n):
         assert len(batches) == len(one) == len(ranks[0]) == -(-n // 8)
         for (_, y), (_, y0), (_, y1) in batches:
             assert sorted(y.numpy().tolist()) == sorted(y0.numpy().tolist() + y1.numpy().tolist())
+
+
+def test_pytorch_style_loader_takes_the_sampler():
+    import minicnn as mc
+    from minicnn.utils import data as tud
+    ds = tud.TensorDataset(mc.tensor(np.arange(10.0)), mc.tensor(np.arange(10)))
+    s = tud.DistributedSampler(ds, num_replicas=2, rank=1, seed=0)
+    s.set_epoch(3)                                   # as a PyTorch loop does before each epoch
+    got = np.concatenate([y.numpy() for _, y in tud.DataLoader(ds, batch_size=2, sampler=s)])
+    np.testing.assert_array_equal(got, np.random.default_rng([0, 3]).permutation(10)[1::2])
