@@ -26,6 +26,15 @@ def check_weight_grads(model, x, names=None, per_param=2, eps=1e-7, atol=1e-6, r
     tensors).  The model is run in float64 and in its current mode; dropout masks are re-seeded before every
     forward, so each evaluation sees the same masks.  eps is small (float64 leaves ~1e-9 of rounding error) so
     that a step rarely carries one of the many ReLU inputs across 0.  Returns the number of entries compared."""
+    from minicnn import backends
+    before, backends.conv_algorithm = backends.conv_algorithm, "im2col"    # one algorithm, not the fastest today:
+    try:                                                                   # the same rounding in every evaluation
+        return _check_weight_grads(model, x, names, per_param, eps, atol, rtol, seed)
+    finally:
+        backends.conv_algorithm = before
+
+
+def _check_weight_grads(model, x, names, per_param, eps, atol, rtol, seed):
     model.double()
     x = mc.tensor(x, dtype=np.float64)
     params = dict(model.named_parameters())
