@@ -131,6 +131,16 @@ def launch_blocks(kernel, blocks, threads=THREADS_PER_BLOCK):
     return _with_args(kernel[max(1, int(blocks)), threads])
 
 
+def launch_planes(kernel, planes, plane_size, threads=THREADS_PER_BLOCK):
+    """A 2-d grid for per-plane kernels: x runs along the ``plane_size`` elements of a plane, y over the
+    ``planes`` (at most 65535 blocks: the kernel loops over planes with stride ``gridDim.y``).  A thread finds its
+    plane and pixel without the 64-bit divisions that unravelling one flat ``cuda.grid(1)`` index costs."""
+    if SIMULATED:
+        threads = max(1, min(threads, int(plane_size)))
+    blocks = max(1, (int(plane_size) + threads - 1) // threads)
+    return _with_args(kernel[(blocks, max(1, min(int(planes), 65535))), threads])
+
+
 def _with_args(configured):
     if _kernel_arg is None:
         return configured
