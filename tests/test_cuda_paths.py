@@ -62,10 +62,7 @@ def test_compare_with_host_operands(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_eq_ne_with_host_operands(device, request):
-    if STRICT and device != "cpu":
-        request.applymarker(pytest.mark.xfail(raises=TypeError, reason="ops/indexing.py _comparison (issue 14, in "
-                                              "progress) hands a NumPy operand to a CuPy ufunc, as ops.compare did"))
+def test_eq_ne_with_host_operands(device):
     x = randn(3, 4, seed=2).astype(np.float32)
     other = x.copy()
     other[0] += 1

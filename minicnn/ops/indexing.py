@@ -288,9 +288,13 @@ def equal(input, other):
 
 def _comparison(op):
     def f(input, other):
-        a = input.data if isinstance(input, Tensor) else input
-        b = other.data if isinstance(other, Tensor) else other
-        return Tensor._make(op(a, b), input.device if isinstance(input, Tensor) else other.device)
+        device = input.device if isinstance(input, Tensor) else other.device
+        a, b = (t.data if isinstance(t, Tensor) else np.asarray(t) if isinstance(t, (list, tuple)) else t
+                for t in (input, other))
+        # operands on the comparison's device (as ops.compare does): CuPy refuses NumPy arrays in its ufuncs
+        a, b = (backend.to_device(v, device) if hasattr(v, "shape") and not isinstance(v, np.generic)
+                and backend.device_of(v) != device else v for v in (a, b))
+        return Tensor._make(op(a, b), device)
     return f
 
 
