@@ -5,6 +5,7 @@ import minicnn as mc
 from minicnn.data import MNISTDetection, detection_collate
 from minicnn.metrics import mean_average_precision
 from minicnn.models import get_model
+from model_checks import one_conv_algorithm
 
 TINY = {"yolo_v1": dict(image_size=64, S=4, hidden=64), "yolo_v2": dict(width=4), "yolo_v3": dict(width=4),
         "fast_rcnn": dict(width=4, hidden=64), "faster_rcnn": dict(width=4, hidden=64)}
@@ -27,6 +28,11 @@ def total(losses):
 def overfit(name, steps, lr=3e-3):
     """Train a tiny detector on one batch (one image with two digits, one empty): the loss falls and, in eval
     mode, it finds both digits with their labels (mAP@0.5 = 1) and nothing confident on the empty canvas."""
+    with one_conv_algorithm():
+        _overfit(name, steps, lr)
+
+
+def _overfit(name, steps, lr):
     x, targets = small_batch()
     assert [len(t["labels"]) for t in targets] == [2, 0]
     model = get_model(name, num_classes=10, **TINY[name])

@@ -1,10 +1,25 @@
 """Checks shared by the model-family tests: gradients of sampled weights against finite differences, no graph
 under no_grad, overfitting one batch, torchvision's BatchNorm keys."""
+import contextlib
+
 import numpy as np
 
 import minicnn as mc
 import minicnn.functional as F
 from minicnn import optim
+
+
+@contextlib.contextmanager
+def one_conv_algorithm(name="im2col"):
+    """Run with one convolution algorithm, not the one autotuning finds fastest today: the same rounding in every
+    run, so finite differences and few-step trainings of deep nets do not change from run to run (every
+    algorithm is tested on its own in tests/functional/test_conv_algorithms.py)."""
+    from minicnn import backends
+    before, backends.conv_algorithm = backends.conv_algorithm, name
+    try:
+        yield
+    finally:
+        backends.conv_algorithm = before
 
 
 def bn_keys(prefix):
@@ -26,12 +41,8 @@ def check_weight_grads(model, x, names=None, per_param=2, eps=1e-7, atol=1e-6, r
     tensors).  The model is run in float64 and in its current mode; dropout masks are re-seeded before every
     forward, so each evaluation sees the same masks.  eps is small (float64 leaves ~1e-9 of rounding error) so
     that a step rarely carries one of the many ReLU inputs across 0.  Returns the number of entries compared."""
-    from minicnn import backends
-    before, backends.conv_algorithm = backends.conv_algorithm, "im2col"    # one algorithm, not the fastest today:
-    try:                                                                   # the same rounding in every evaluation
+    with one_conv_algorithm():
         return _check_weight_grads(model, x, names, per_param, eps, atol, rtol, seed)
-    finally:
-        backends.conv_algorithm = before
 
 
 def _check_weight_grads(model, x, names, per_param, eps, atol, rtol, seed):
@@ -92,6 +103,11 @@ def assert_no_graph(model, x):
 
 def overfit_one_batch(model, x, y, steps=40, lr=1e-2):
     """Adam on one fixed batch; returns (first loss, last loss, accuracy of the last step on the batch)."""
+    with one_conv_algorithm():
+        return _overfit_one_batch(model, x, y, steps, lr)
+
+
+def _overfit_one_batch(model, x, y, steps, lr):
     opt = optim.Adam(model.parameters(), lr=lr)
     x, y = mc.tensor(x), mc.tensor(y)
     losses = []
