@@ -26,7 +26,7 @@ import numpy as np
 from numba import cuda, njit, prange
 
 from minicnn.backend import device_of, get_array_module, launch, scratch
-from minicnn.kernels.im2col import cpu_launch, im2col_ref
+from minicnn.kernels.im2col import _geometry, cpu_launch, im2col_ref, pad_into
 
 __all__ = ["conv_forward", "conv_grad_input", "conv_grad_weight", "conv_forward_ref", "MAX_CHANNELS"]
 
@@ -210,28 +210,15 @@ def _grad_weight_gpu(x, gy, s, p, d, gW):
 
 
 # ---- dispatchers ------------------------------------------------------------------------------------------------
-def _pairs(*pairs):
-    return tuple((int(a), int(b)) for a, b in pairs)
-
-
-def _padded(x, p, size, out=None):
-    """x (N, C, H, W) at (PH, PW) in a zero (N, C, HP, WP) buffer (what lies past HP, WP is never read)."""
-    N, C, H, W = x.shape
-    (PH, PW), (HP, WP) = p, size
-    out = scratch("direct_pad", (N, C, HP, WP), x.dtype, x) if out is None else out
-    h, w = min(H, HP - PH), min(W, WP - PW)
-    out[:, :, :PH] = 0                                  # zero only what the image does not cover
-    out[:, :, PH + h:] = 0
-    out[:, :, PH:PH + h, :PW] = 0
-    out[:, :, PH:PH + h, PW + w:] = 0
-    out[:, :, PH:PH + h, PW:PW + w] = x[:, :, :h, :w]
-    return out
+def _padded(x, p, size):
+    """x (N, C, H, W) at (PH, PW) in a zero (N, C, HP, WP) reused buffer (what lies past HP, WP is never read)."""
+    return pad_into(x, p[0], p[1], scratch("direct_pad", x.shape[:2] + tuple(size), x.dtype, x))
 
 
 def conv_forward(x, W, stride, padding, dilation, out_size, device=None):
     """x (N, C, H, W), W (OC, C, KH, KW) -> y (N, OC, OH, OW) of x's dtype (no bias)."""
     xp, device = get_array_module(x), device or device_of(x)
-    s, p, d = _pairs(stride, padding, dilation)
+    s, p, d = _geometry(stride, padding, dilation)
     W = xp.ascontiguousarray(W)
     y = xp.empty((x.shape[0], W.shape[0]) + tuple(out_size), x.dtype)
     if device == "cpu" and s == (1, 1):
@@ -239,7 +226,7 @@ def conv_forward(x, W, stride, padding, dilation, out_size, device=None):
         HP, WP = padded_size((KH, KW), s, d, out_size)
         xf = scratch("direct_flat", (N, C, HP * WP + (KW - 1) * d[1]), x.dtype, x)
         xf[:, :, HP * WP:] = 0
-        _padded(x, p, (HP, WP), out=xf[:, :, :HP * WP].reshape(N, C, HP, WP))
+        pad_into(x, p[0], p[1], xf[:, :, :HP * WP].reshape(N, C, HP, WP))
         cpu_launch(_forward_flat_cpu, y.size)(xf, W, d, WP, y)
     elif device == "cpu":
         xpad = _padded(x, p, padded_size(W.shape[2:], s, d, out_size))
@@ -252,7 +239,7 @@ def conv_forward(x, W, stride, padding, dilation, out_size, device=None):
 def conv_grad_input(gy, W, x_shape, stride, padding, dilation, device=None):
     """gy (N, OC, OH, OW), W (OC, C, KH, KW) -> gx of ``x_shape`` (N, C, H, W)."""
     xp, device = get_array_module(gy), device or device_of(gy)
-    s, p, d = _pairs(stride, padding, dilation)
+    s, p, d = _geometry(stride, padding, dilation)
     gy, W = xp.ascontiguousarray(gy), xp.ascontiguousarray(W)
     (KH, KW), (DH, DW) = W.shape[2:], d
     flipped_pad = ((KH - 1) * DH - p[0], (KW - 1) * DW - p[1])
@@ -275,7 +262,7 @@ def conv_grad_input(gy, W, x_shape, stride, padding, dilation, device=None):
 def conv_grad_weight(x, gy, W_shape, stride, padding, dilation, device=None):
     """x (N, C, H, W), gy (N, OC, OH, OW) -> gW of ``W_shape`` (OC, C, KH, KW)."""
     xp, device = get_array_module(x), device or device_of(x)
-    s, p, d = _pairs(stride, padding, dilation)
+    s, p, d = _geometry(stride, padding, dilation)
     gy = xp.ascontiguousarray(gy)
     if device == "cpu":
         xpad = _padded(x, p, padded_size(W_shape[2:], s, d, gy.shape[2:]))

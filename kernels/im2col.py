@@ -27,8 +27,8 @@ from numba import cuda, njit, prange
 
 from minicnn.backend import device_of, get_array_module, launch
 
-__all__ = ["im2col", "col2im", "im2col_ref", "col2im_ref", "pad_input", "tap_window", "conv_output_size",
-           "cpu_launch"]
+__all__ = ["im2col", "col2im", "im2col_ref", "col2im_ref", "pad_input", "pad_into", "tap_window",
+           "conv_output_size", "cpu_launch"]
 
 
 def conv_output_size(size, kernel_size, stride, padding, dilation):
@@ -197,6 +197,19 @@ def cpu_launch(kernel, n):
 
 def _geometry(*pairs):
     return tuple((int(a), int(b)) for a, b in pairs)
+
+
+def pad_into(x, top, left, out):
+    """x (N, C, H, W) at (top, left) in ``out`` (N, C, HP, WP), zeros around it (what lies past HP, WP is cut off).
+    Only the border is zeroed: the kernels that read padded copies (winograd.py, direct_conv.py) reuse buffers."""
+    H, W, HP, WP = x.shape[2], x.shape[3], out.shape[2], out.shape[3]
+    h, w = min(H, HP - top), min(W, WP - left)
+    out[:, :, :top] = 0
+    out[:, :, top + h:] = 0
+    out[:, :, top:top + h, :left] = 0
+    out[:, :, top:top + h, left + w:] = 0
+    out[:, :, top:top + h, left:left + w] = x[:, :, :h, :w]
+    return out
 
 
 def im2col(x, kernel_size, stride, padding, dilation, out_size, device=None, out=None, layout="batched"):

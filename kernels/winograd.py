@@ -29,6 +29,7 @@ import numpy as np
 from numba import cuda, njit, prange
 
 from minicnn.backend import device_of, get_array_module, launch_2d, scratch
+from minicnn.kernels.im2col import pad_into
 
 __all__ = ["BT", "G", "AT", "filter_transform", "input_transform", "output_transform", "grad_output_transform",
            "filter_grad_transform", "conv3x3", "conv3x3_weight_grad", "tiles",
@@ -261,16 +262,8 @@ def _grad_output_gpu(gyp, TH, TW, T, gM):
 
 # ---- dispatchers ------------------------------------------------------------------------------------------------
 def _padded(x, top, left, HP, WP):
-    """x (N, C, H, W) placed at (top, left) in a zero (N, C, HP, WP) array (rows/columns past HP, WP dropped)."""
-    N, C, H, W = x.shape
-    out = scratch("winograd_pad", (N, C, HP, WP), x.dtype, x)
-    h, w = min(H, HP - top), min(W, WP - left)
-    out[:, :, :top] = 0
-    out[:, :, top + h:] = 0
-    out[:, :, top:top + h, :left] = 0
-    out[:, :, top:top + h, left + w:] = 0
-    out[:, :, top:top + h, left:left + w] = x[:, :, :h, :w]
-    return out
+    """x (N, C, H, W) placed at (top, left) in a zero (N, C, HP, WP) reused buffer."""
+    return pad_into(x, top, left, scratch("winograd_pad", x.shape[:2] + (HP, WP), x.dtype, x))
 
 
 def input_transform(x, padding, out_size):
