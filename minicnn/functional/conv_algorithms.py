@@ -185,20 +185,19 @@ def run(which, args, g, x_shape, W_shape):
     """Run pass ``which`` ("forward", "input_grad", "weight_grad") with the algorithm ``mc.backends`` chooses;
     returns (result, algorithm name)."""
     C = x_shape[1] // g.groups
-    usable = [name for name, a in ALGORITHMS.items() if a.applies(g, C)]
     choice = backends.conv_algorithm
     if choice != "auto":
         if choice not in ALGORITHMS:
             raise ValueError(f"conv2d: unknown mc.backends.conv_algorithm {choice!r}; expected 'auto' or one of "
                              f"{', '.join(ALGORITHMS)}")
-        name = choice if choice in usable else "im2col"
+        name = choice if ALGORITHMS[choice].applies(g, C) else "im2col"
         return ALGORITHMS[name][_PASS[which]](*args), name
     key = (which, type(args[0]).__name__, args[0].dtype.str, tuple(x_shape), tuple(W_shape), g)
     name = backends.conv_choices.get(key)
-    if name is not None:
+    if name is not None:                         # the usual case: a shape seen before, no candidates to list
         return ALGORITHMS[name][_PASS[which]](*args), name
     timings, best = {}, None                     # first call of this shape: time every candidate, keep the fastest
-    for name in usable:
+    for name in (name for name, a in ALGORITHMS.items() if a.applies(g, C)):
         fn = ALGORITHMS[name][_PASS[which]]
         if not SIMULATED:
             fn(*args)                            # warm-up: compilation, buffers
