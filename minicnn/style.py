@@ -12,7 +12,7 @@ conv5_1).  Without ImageNet weights (none can be downloaded here) the default ``
 VGG-style network with random He-initialised weights: random multi-scale convolutional features are known to
 capture texture (Ustyuzhaninov et al. 2017; He, Wang & Hopcroft 2016), so the result takes the style image's
 colours and local texture, while objects and strokes of the style are not reproduced as a trained VGG would.
-The image is optimised with Adam on its pixels (clipped to [0, 1]); minicnn has no L-BFGS.
+The image is optimised on its pixels (clipped to [0, 1]) with Adam or, as in the paper, L-BFGS (``optim.LBFGS``).
 """
 import argparse
 import sys
@@ -111,10 +111,11 @@ def style_cost(feats, targets, weights):
     return total
 
 
-def transfer(content, style, net="random", weights=None, steps=200, lr=0.02, alpha=1.0, beta=1e4,
-             style_weights=None, init="content", log=None, seed=0):
+def transfer(content, style, net="random", weights=None, steps=200, lr=None, alpha=1.0, beta=1e4,
+             style_weights=None, init="content", log=None, seed=0, optimizer="adam"):
     """Images (3, H, W) float in [0, 1] -> (result (3, H, W), list of total costs per step).  ``init``
-    'content' starts from the content image, 'noise' from uniform noise."""
+    'content' starts from the content image, 'noise' from uniform noise.  ``optimizer`` 'adam' (lr default 0.02)
+    or 'lbfgs' (as Gatys et al.; lr default 1, one L-BFGS iteration and one evaluation per step)."""
     mc.manual_seed(seed)
     model, layers = style_features(net, weights)
     sw = style_weights or {name: 1.0 / len(layers["style"]) for name in layers["style"]}
@@ -124,16 +125,23 @@ def transfer(content, style, net="random", weights=None, steps=200, lr=0.02, alp
         s_gram = {n: F.gram_matrix(s_all[n]) for n in sw}
     start = content if init == "content" else np.random.default_rng(seed).random(content.shape)
     x = mc.tensor(start[None].astype(np.float32), requires_grad=True)
-    opt = optim.Adam([x], lr=lr)
-    history = []
-    for step in range(steps):
+    if optimizer == "adam":
+        opt = optim.Adam([x], lr=0.02 if lr is None else lr)
+    elif optimizer == "lbfgs":
+        opt = optim.LBFGS([x], lr=1.0 if lr is None else lr, max_iter=1, history_size=20)
+    else:
+        raise ValueError(f"style transfer: optimizer must be 'adam' or 'lbfgs', got {optimizer!r}")
+
+    def closure():
         feats = model(x)
         loss = alpha * content_cost(feats[layers["content"]], c_feat) + beta * style_cost(feats, s_gram, sw)
         opt.zero_grad()
         loss.backward()
-        opt.step()
+        return loss
+    history = []
+    for step in range(steps):
+        history.append(opt.step(closure).item())                  # the cost before this step's update
         x.data[...] = np.clip(x.data, 0, 1)
-        history.append(loss.item())
         if log and (step % 20 == 0 or step == steps - 1):
             log(f"step {step + 1}/{steps}  cost {history[-1]:.4g}")
     return x.numpy()[0], history
@@ -170,7 +178,8 @@ def main(argv=None):
     p.add_argument("--net", choices=["random", "vgg16", "vgg19"], default=None,
                    help="feature network (default: random; vgg19 when --weights is given)")
     p.add_argument("--weights", metavar="CKPT", help="a converted vgg16/vgg19 state dict (.npz)")
-    p.add_argument("--lr", type=float, default=0.02)
+    p.add_argument("--optimizer", choices=["adam", "lbfgs"], default="adam")
+    p.add_argument("--lr", type=float, default=None, help="default 0.02 for adam, 1 for lbfgs")
     p.add_argument("--style-weight", type=float, default=1e4, help="beta (alpha, the content weight, is 1)")
     p.add_argument("--init", choices=["content", "noise"], default="content")
     p.add_argument("--seed", type=int, default=0)
@@ -179,7 +188,7 @@ def main(argv=None):
     content = read_image(args.content, args.size)
     style = read_image(args.style, tuple(content.shape[1:]))
     out, history = transfer(content, style, net, args.weights, args.steps, args.lr, beta=args.style_weight,
-                            init=args.init, log=print, seed=args.seed)
+                            init=args.init, log=print, seed=args.seed, optimizer=args.optimizer)
     write_image(args.out, out)
     print(f"wrote {args.out}: cost {history[0]:.4g} -> {history[-1]:.4g} in {len(history)} steps ({net} features)")
     return 0

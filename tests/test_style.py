@@ -2,6 +2,7 @@
 import os
 
 import numpy as np
+import pytest
 
 import minicnn as mc
 from minicnn import style
@@ -29,13 +30,14 @@ def test_random_features_layers():
     assert not any(p.requires_grad for p in model.parameters())
 
 
-def test_transfer_lowers_the_cost():
+@pytest.mark.parametrize("optimizer, lr", [("adam", 0.05), ("lbfgs", None)])
+def test_transfer_lowers_the_cost(optimizer, lr):
     rng = np.random.default_rng(0)
     content, stripes = rng.random((3, 16, 16)), np.zeros((3, 16, 16))
     stripes[0, :, ::2] = 1
     restore = mc.set_num_threads(1)
     try:
-        out, history = style.transfer(content, stripes, steps=15, lr=0.05)
+        out, history = style.transfer(content, stripes, steps=15, lr=lr, optimizer=optimizer)
     finally:
         restore()
     assert out.shape == (3, 16, 16) and 0 <= out.min() and out.max() <= 1
