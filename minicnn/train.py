@@ -43,10 +43,10 @@ _DETECTOR = dict(dataset="mnist-detection", epochs=10, batch_size=16, optimizer=
 DEFAULTS.update({name: dict(_DETECTOR) for name in ("yolo_v1", "yolo_v2", "yolo_v3", "fast_rcnn", "faster_rcnn")})
 # Segmentation (minicnn/tasks/segmentation.py) and embeddings (minicnn/tasks/embedding.py); README gives results.
 _SEGMENTER = dict(dataset="mnist-segmentation", epochs=3, batch_size=32, optimizer="adam", lr=3e-3, momentum=0.9,
-                  weight_decay=0.0, schedule="cosine", threads=1)
+                  weight_decay=0.0, schedule="cosine", threads=None)
 DEFAULTS.update({**{n: dict(_SEGMENTER) for n in ("unet", "fcn32s", "fcn16s", "fcn8s")},
                  "embedding_net": dict(dataset="mnist", epochs=4, batch_size=128, optimizer="adam", lr=3e-3,
-                                       momentum=0.9, weight_decay=0.0, schedule="cosine", threads=1)})
+                                       momentum=0.9, weight_decay=0.0, schedule="cosine", threads=None)})
 FALLBACK = dict(dataset="cifar10", epochs=30, batch_size=128, optimizer="sgd", lr=0.1, momentum=0.9,
                 weight_decay=5e-4, schedule="cosine", threads=None)
 COMMON = dict(device="cpu", seed=0, out=None, data=None, augment=True, limit_train=None, limit_test=None)
