@@ -163,21 +163,21 @@ def _output_cpu(M, TH, TW, yp):
     N, OC = yp.shape[0], yp.shape[1]
     for no in prange(N * OC):
         n, o = no // OC, no % OC
-        t = np.empty((4, 6 * TW), M.dtype)                   # t = A^T M per tile: t[r, 6 tw + j]
+        t = np.empty((4, 6, TW), M.dtype)                    # t = A^T M per tile: t[r, j, tw]
         for th in range(TH):
             p0 = (n * TH + th) * TW
             for j in range(6):
                 m0, m1, m2 = M[j, o, p0:p0 + TW], M[6 + j, o, p0:p0 + TW], M[12 + j, o, p0:p0 + TW]
                 m3, m4, m5 = M[18 + j, o, p0:p0 + TW], M[24 + j, o, p0:p0 + TW], M[30 + j, o, p0:p0 + TW]
+                s0, s1, s2, s3 = t[0, j], t[1, j], t[2, j], t[3, j]
                 for tw in range(TW):
-                    t[0, 6 * tw + j], t[1, 6 * tw + j], t[2, 6 * tw + j], t[3, 6 * tw + j] = _at_cpu(
-                        m0[tw], m1[tw], m2[tw], m3[tw], m4[tw], m5[tw])
+                    s0[tw], s1[tw], s2[tw], s3[tw] = _at_cpu(m0[tw], m1[tw], m2[tw], m3[tw], m4[tw], m5[tw])
             for r in range(4):                               # Y = t A, one output row at a time
-                tr, yr = t[r], yp[n, o, 4 * th + r]
+                u0, u1, u2, u3, u4, u5 = t[r, 0], t[r, 1], t[r, 2], t[r, 3], t[r, 4], t[r, 5]
+                yr = yp[n, o, 4 * th + r]
                 for tw in range(TW):
-                    q = 6 * tw
                     yr[4 * tw], yr[4 * tw + 1], yr[4 * tw + 2], yr[4 * tw + 3] = _at_cpu(
-                        tr[q], tr[q + 1], tr[q + 2], tr[q + 3], tr[q + 4], tr[q + 5])
+                        u0[tw], u1[tw], u2[tw], u3[tw], u4[tw], u5[tw])
 
 
 @njit(parallel=True, cache=True)
