@@ -23,7 +23,9 @@ gradient) and 7.0e-6 (weight gradient); tests/kernels/test_kernel_winograd.py ho
 
 Layout: ``V (36, C, P)`` and ``M (36, OC, P)`` with P = (n * TH + th) * TW + tw, so every GEMM reads contiguous
 rows.  The CPU kernels own one (n, channel) plane per task and transform a strip of tiles at a time: first
-along the strip's rows, contiguous in memory, then within each tile.  The CUDA kernels take one tile per thread.
+along the strip's rows, contiguous in memory, then within each tile.  On the CPU the three steps run a chunk of
+images at a time (``CACHE_BYTES``), so V and M are still in the cache when the next step reads them.  The CUDA
+kernels take one tile per thread.
 """
 import numpy as np
 from numba import cuda, njit, prange
@@ -261,9 +263,51 @@ def _grad_output_gpu(gyp, TH, TW, T, gM):
 
 
 # ---- dispatchers ------------------------------------------------------------------------------------------------
-def _padded(x, top, left, HP, WP):
+CACHE_BYTES = 4 << 20
+"""On the CPU the batch is transformed, multiplied and transformed back a chunk of images at a time, so that the
+chunk's V and M (36 (C + OC) floats per tile) stay in the cache between the three steps instead of making a
+round trip to memory (W1's whole-batch V and M are 38 MB each).  On the GPU the whole batch is one chunk."""
+
+
+def _images_per_chunk(x, channels, tiles_per_image):
+    if device_of(x) != "cpu":
+        return x.shape[0]
+    return max(1, min(x.shape[0], CACHE_BYTES // (36 * channels * tiles_per_image * x.itemsize)))
+
+
+def _padded(x, top, left, HP, WP, name="winograd_pad"):
     """x (N, C, H, W) placed at (top, left) in a zero (N, C, HP, WP) reused buffer."""
-    return pad_into(x, top, left, scratch("winograd_pad", x.shape[:2] + (HP, WP), x.dtype, x))
+    return pad_into(x, top, left, scratch(name, x.shape[:2] + (HP, WP), x.dtype, x))
+
+
+def _whole_tiles(a, TH, TW, name):
+    """a (N, C, H, W) as whole 4 x 4 tiles (N, C, 4 TH, 4 TW): itself if it is, else zero-padded at the end."""
+    if (4 * TH, 4 * TW) == tuple(a.shape[2:]):
+        return get_array_module(a).ascontiguousarray(a)
+    return _padded(a, 0, 0, 4 * TH, 4 * TW, name)
+
+
+def _input_into(xpad, TH, TW, V):
+    if device_of(xpad) == "cpu":
+        _input_cpu(xpad, TH, TW, V)
+    else:
+        launch_2d(_input_gpu, V.shape[1], V.shape[2])(xpad, TH, TW, scratch("winograd_T", V.shape, V.dtype, V), V)
+
+
+def _output_into(M, TH, TW, yp):
+    if device_of(M) == "cpu":
+        _output_cpu(M, TH, TW, yp)
+    else:
+        T = scratch("winograd_T", (24,) + M.shape[1:], M.dtype, M)
+        launch_2d(_output_gpu, M.shape[1], M.shape[2])(M, TH, TW, T, yp)
+
+
+def _grad_output_into(gyp, TH, TW, gM):
+    if device_of(gyp) == "cpu":
+        _grad_output_cpu(gyp, TH, TW, gM)
+    else:
+        T = scratch("winograd_T", gM.shape, gM.dtype, gM)
+        launch_2d(_grad_output_gpu, gM.shape[1], gM.shape[2])(gyp, TH, TW, T, gM)
 
 
 def input_transform(x, padding, out_size):
@@ -272,39 +316,38 @@ def input_transform(x, padding, out_size):
     (TH, TW), (N, C) = tiles(out_size), x.shape[:2]
     xpad = _padded(x, padding[0], padding[1], 4 * TH + 2, 4 * TW + 2)
     V = scratch("winograd_V", (36, C, N * TH * TW), x.dtype, x)
-    if device_of(x) == "cpu":
-        _input_cpu(xpad, TH, TW, V)
-    else:
-        launch_2d(_input_gpu, C, V.shape[2])(xpad, TH, TW, scratch("winograd_T", V.shape, x.dtype, x), V)
+    _input_into(xpad, TH, TW, V)
     return V
+
+
+def _output_array(like, shape, out_size):
+    """The (N, OC, 4 TH, 4 TW) array the output transform writes: the result itself when the tiles cover the
+    output exactly, else a reused buffer to crop from."""
+    xp = get_array_module(like)
+    if tuple(shape[2:]) != tuple(out_size):
+        return scratch("winograd_Y", shape, like.dtype, like)
+    yp = xp.empty(shape, like.dtype)
+    return yp.view(type(like)) if xp is np else yp                 # keeps a simulated-device array's type
+
+
+def _cropped(yp, out_size):
+    return yp if tuple(yp.shape[2:]) == tuple(out_size) else yp[:, :, :out_size[0], :out_size[1]].copy()
 
 
 def output_transform(M, N, out_size):
     """M (36, OC, N*TH*TW) -> y (N, OC, OH, OW), a new array: A^T M A of every tile."""
-    (TH, TW), OC = tiles(out_size), M.shape[1]
-    xp, whole = get_array_module(M), (4 * TH, 4 * TW) == tuple(out_size)
-    shape = (N, OC, 4 * TH, 4 * TW)
-    yp = xp.empty(shape, M.dtype) if whole else scratch("winograd_Y", shape, M.dtype, M)
-    if device_of(M) == "cpu":
-        _output_cpu(M, TH, TW, yp)
-    else:
-        yp = yp.view(type(M)) if xp is np else yp
-        T = scratch("winograd_T", (24, OC, M.shape[2]), M.dtype, M)
-        launch_2d(_output_gpu, OC, M.shape[2])(M, TH, TW, T, yp)
-    return yp if whole else yp[:, :, :out_size[0], :out_size[1]].copy()        # a copy: yp is a reused buffer
+    TH, TW = tiles(out_size)
+    yp = _output_array(M, (N, M.shape[1], 4 * TH, 4 * TW), out_size)
+    _output_into(M, TH, TW, yp)
+    return _cropped(yp, out_size)                                  # a copy if yp is the reused buffer
 
 
 def grad_output_transform(gy):
     """gy (N, OC, OH, OW) -> gM (36, OC, N*TH*TW): A gY A^T of every 4x4 output tile (zeros past the edge)."""
-    N, OC, OH, OW = gy.shape
-    TH, TW = tiles((OH, OW))
-    gyp = get_array_module(gy).ascontiguousarray(gy) if (4 * TH, 4 * TW) == (OH, OW) else \
-        _padded(gy, 0, 0, 4 * TH, 4 * TW)
+    N, OC = gy.shape[:2]
+    TH, TW = tiles(gy.shape[2:])
     gM = scratch("winograd_gM", (36, OC, N * TH * TW), gy.dtype, gy)
-    if device_of(gy) == "cpu":
-        _grad_output_cpu(gyp, TH, TW, gM)
-    else:
-        launch_2d(_grad_output_gpu, OC, gM.shape[2])(gyp, TH, TW, scratch("winograd_T", gM.shape, gy.dtype, gy), gM)
+    _grad_output_into(_whole_tiles(gy, TH, TW, "winograd_pad"), TH, TW, gM)
     return gM
 
 
@@ -324,17 +367,38 @@ def filter_grad_transform(gU):
 
 def conv3x3(x, W, padding, out_size):
     """y (N, OC, OH, OW) = conv2d(x, W) for 3x3 filters, stride 1, top/left ``padding`` (the output size fixes the
-    bottom/right one), groups 1."""
-    V = input_transform(x, padding, out_size)
+    bottom/right one), groups 1.  Per chunk of images: V = B^T d B, then M[xi] = U[xi] @ V[xi], then A^T M A."""
+    (TH, TW), (N, C), OC = tiles(out_size), x.shape[:2], W.shape[0]
+    xp = get_array_module(x)
+    xpad = _padded(x, padding[0], padding[1], 4 * TH + 2, 4 * TW + 2)
     U = filter_transform(W)
-    M = scratch("winograd_M", (36, W.shape[0], V.shape[2]), x.dtype, x)
-    get_array_module(x).matmul(U, V, out=M)                  # 36 GEMMs: (OC, C) @ (C, P)
-    return output_transform(M, x.shape[0], out_size)
+    yp = _output_array(x, (N, OC, 4 * TH, 4 * TW), out_size)
+    step = _images_per_chunk(x, C + OC, TH * TW)
+    for n0 in range(0, N, step):
+        n1 = min(N, n0 + step)
+        V = scratch("winograd_V", (36, C, (n1 - n0) * TH * TW), x.dtype, x)
+        M = scratch("winograd_M", (36, OC, V.shape[2]), x.dtype, x)
+        _input_into(xpad[n0:n1], TH, TW, V)
+        xp.matmul(U, V, out=M)                               # 36 GEMMs: (OC, C) @ (C, tiles)
+        _output_into(M, TH, TW, yp[n0:n1])
+    return _cropped(yp, out_size)
 
 
 def conv3x3_weight_grad(x, gy, padding):
-    """gW (OC, C, 3, 3) of ``conv3x3`` for the upstream gradient gy: gU[xi] = gM[xi] @ V[xi]^T, gW = G^T gU G."""
-    V = input_transform(x, padding, gy.shape[2:])
-    gM = grad_output_transform(gy)
-    gU = get_array_module(x).matmul(gM, V.transpose(0, 2, 1))   # 36 GEMMs: (OC, P) @ (P, C)
+    """gW (OC, C, 3, 3) of ``conv3x3`` for the upstream gradient gy: gU[xi] = sum over chunks of images of
+    gM[xi] @ V[xi]^T, gW = G^T gU G."""
+    (N, C), OC = x.shape[:2], gy.shape[1]
+    TH, TW = tiles(gy.shape[2:])
+    xp = get_array_module(x)
+    xpad = _padded(x, padding[0], padding[1], 4 * TH + 2, 4 * TW + 2)
+    gyp = _whole_tiles(gy, TH, TW, "winograd_pad_gy")
+    gU = xp.zeros((36, OC, C), x.dtype)
+    step = _images_per_chunk(x, C + OC, TH * TW)
+    for n0 in range(0, N, step):
+        n1 = min(N, n0 + step)
+        V = scratch("winograd_V", (36, C, (n1 - n0) * TH * TW), x.dtype, x)
+        gM = scratch("winograd_gM", (36, OC, V.shape[2]), x.dtype, x)
+        _input_into(xpad[n0:n1], TH, TW, V)
+        _grad_output_into(gyp[n0:n1], TH, TW, gM)
+        gU += xp.matmul(gM, V.transpose(0, 2, 1))            # 36 GEMMs: (OC, tiles) @ (tiles, C)
     return filter_grad_transform(gU)

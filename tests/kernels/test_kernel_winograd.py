@@ -77,6 +77,18 @@ def test_winograd_conv_matches_im2col_reference(device, problem):
     np.testing.assert_allclose(to_cpu(WG.conv3x3_weight_grad(d(x), d(gy), p)), gW_ref, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("cache_bytes", [1, 36 * 5 * 4 * 8 * 2])      # one image per chunk; two, then one
+def test_winograd_conv_in_chunks_of_images_matches_the_whole_batch(monkeypatch, cache_bytes):
+    """On the CPU the batch goes through V and M a chunk of images at a time (``CACHE_BYTES``): the chunks,
+    including a shorter last one, give the reference results."""
+    monkeypatch.setattr(WG, "CACHE_BYTES", cache_bytes)
+    x, w, gy = _rand((3, 2, 7, 6), 8), _rand((3, 2, 3, 3), 9), _rand((3, 3, 7, 6), 10)   # 2 x 2 tiles per image
+    y_ref, _, gW_ref = _conv_refs(x, w, gy, (1, 1), (7, 6))
+    assert WG._images_per_chunk(x, 2 + 3, 4) == (1 if cache_bytes == 1 else 2)
+    np.testing.assert_allclose(WG.conv3x3(x, w, (1, 1), (7, 6)), y_ref, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(WG.conv3x3_weight_grad(x, gy, (1, 1)), gW_ref, rtol=1e-10, atol=1e-10)
+
+
 def test_float32_error_on_w1_shaped_data_is_below_1e_4():
     """W1's channels and image size (the error does not grow with the batch, so N=4 keeps the test quick)."""
     x, w, gy = (_rand(s, i).astype(np.float32) for i, s in enumerate([(4, 64, 32, 32), (64, 64, 3, 3),
