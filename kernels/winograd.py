@@ -365,20 +365,28 @@ def filter_grad_transform(gU):
     return xp.ascontiguousarray(xp.einsum("ik,ijoc,jl->ockl", Gx, gU.reshape(6, 6, *gU.shape[1:]), Gx))
 
 
-def conv3x3(x, W, padding, out_size):
-    """y (N, OC, OH, OW) = conv2d(x, W) for 3x3 filters, stride 1, top/left ``padding`` (the output size fixes the
-    bottom/right one), groups 1.  Per chunk of images: V = B^T d B, then M[xi] = U[xi] @ V[xi], then A^T M A."""
-    (TH, TW), (N, C), OC = tiles(out_size), x.shape[:2], W.shape[0]
-    xp = get_array_module(x)
+def _input_chunks(x, padding, TH, TW, other_channels):
+    """(n0, n1, V) for each chunk of images n0:n1 of x (see ``CACHE_BYTES``): V (36, C, (n1 - n0) TH TW) =
+    B^T d B of their tiles, in a reused buffer the caller must be done with before the next chunk."""
+    N, C = x.shape[:2]
     xpad = _padded(x, padding[0], padding[1], 4 * TH + 2, 4 * TW + 2)
-    U = filter_transform(W)
-    yp = _output_array(x, (N, OC, 4 * TH, 4 * TW), out_size)
-    step = _images_per_chunk(x, C + OC, TH * TW)
+    step = _images_per_chunk(x, C + other_channels, TH * TW)
     for n0 in range(0, N, step):
         n1 = min(N, n0 + step)
         V = scratch("winograd_V", (36, C, (n1 - n0) * TH * TW), x.dtype, x)
-        M = scratch("winograd_M", (36, OC, V.shape[2]), x.dtype, x)
         _input_into(xpad[n0:n1], TH, TW, V)
+        yield n0, n1, V
+
+
+def conv3x3(x, W, padding, out_size):
+    """y (N, OC, OH, OW) = conv2d(x, W) for 3x3 filters, stride 1, top/left ``padding`` (the output size fixes the
+    bottom/right one), groups 1.  Per chunk of images: V = B^T d B, then M[xi] = U[xi] @ V[xi], then A^T M A."""
+    (TH, TW), N, OC = tiles(out_size), x.shape[0], W.shape[0]
+    xp = get_array_module(x)
+    U = filter_transform(W)
+    yp = _output_array(x, (N, OC, 4 * TH, 4 * TW), out_size)
+    for n0, n1, V in _input_chunks(x, padding, TH, TW, OC):
+        M = scratch("winograd_M", (36, OC, V.shape[2]), x.dtype, x)
         xp.matmul(U, V, out=M)                               # 36 GEMMs: (OC, C) @ (C, tiles)
         _output_into(M, TH, TW, yp[n0:n1])
     return _cropped(yp, out_size)
@@ -387,18 +395,13 @@ def conv3x3(x, W, padding, out_size):
 def conv3x3_weight_grad(x, gy, padding):
     """gW (OC, C, 3, 3) of ``conv3x3`` for the upstream gradient gy: gU[xi] = sum over chunks of images of
     gM[xi] @ V[xi]^T, gW = G^T gU G."""
-    (N, C), OC = x.shape[:2], gy.shape[1]
+    C, OC = x.shape[1], gy.shape[1]
     TH, TW = tiles(gy.shape[2:])
     xp = get_array_module(x)
-    xpad = _padded(x, padding[0], padding[1], 4 * TH + 2, 4 * TW + 2)
     gyp = _whole_tiles(gy, TH, TW, "winograd_pad_gy")
     gU = xp.zeros((36, OC, C), x.dtype)
-    step = _images_per_chunk(x, C + OC, TH * TW)
-    for n0 in range(0, N, step):
-        n1 = min(N, n0 + step)
-        V = scratch("winograd_V", (36, C, (n1 - n0) * TH * TW), x.dtype, x)
+    for n0, n1, V in _input_chunks(x, padding, TH, TW, OC):
         gM = scratch("winograd_gM", (36, OC, V.shape[2]), x.dtype, x)
-        _input_into(xpad[n0:n1], TH, TW, V)
         _grad_output_into(gyp[n0:n1], TH, TW, gM)
         gU += xp.matmul(gM, V.transpose(0, 2, 1))            # 36 GEMMs: (OC, tiles) @ (tiles, C)
     return filter_grad_transform(gU)

@@ -56,7 +56,8 @@ class LBFGS(Optimizer):
 
         def evaluate():
             with enable_grad():
-                return closure()
+                loss = closure()
+            return loss, float(loss.item() if hasattr(loss, "item") else loss)
 
         group = self.param_groups[0]
         lr, max_iter, max_eval = group["lr"], group["max_iter"], group["max_eval"]
@@ -65,8 +66,7 @@ class LBFGS(Optimizer):
         state.setdefault("func_evals", 0)
         state.setdefault("n_iter", 0)
 
-        orig_loss = evaluate()
-        loss = float(orig_loss.item() if hasattr(orig_loss, "item") else orig_loss)
+        orig_loss, loss = evaluate()
         evals = 1
         state["func_evals"] += 1
         g = self._flat_grad()
@@ -111,8 +111,7 @@ class LBFGS(Optimizer):
             self._add(t, d)
             done = False
             if n_iter != max_iter:
-                loss = evaluate()
-                loss = float(loss.item() if hasattr(loss, "item") else loss)
+                _, loss = evaluate()
                 g = self._flat_grad()
                 done = float(xp.abs(g).max()) <= tol_grad
                 evals += 1
