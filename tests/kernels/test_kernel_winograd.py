@@ -45,7 +45,7 @@ def test_transform_kernels_match_references(device, problem):
     V = WG.input_transform(backend.to_device(x, device), p, out)
     np.testing.assert_allclose(to_cpu(V), WG.input_transform_ref(x, p, out), rtol=1e-12, atol=1e-12)
     TH, TW = WG.tiles(out)
-    M = _rand((36, OC, shape[0] * TH * TW), 3)
+    M = _rand((36, shape[0] * TH * TW, OC), 3)
     y = WG.output_transform(backend.to_device(M, device), shape[0], out)
     np.testing.assert_allclose(to_cpu(y), WG.output_transform_ref(M, shape[0], out), rtol=1e-12, atol=1e-12)
     gy = _rand((shape[0], OC) + out, 4)
