@@ -143,6 +143,9 @@ _bt_gpu, _at_gpu, _a_gpu = (cuda.jit(device=True)(f) for f in (_bt, _at, _a))
 
 
 # ---- CPU kernels: channels last, one strip of tiles (4 output rows of one image) per task -----------------------
+# Arrays are indexed in full (``t[i, l, c]``), never through views of rows (``t_i = t[i]``): with no views in a
+# prange body Numba finds the arrays unaliased and compiles the body with ``noalias``, which lets LLVM vectorise
+# the channel loops.  With views, the same input transform took 5.6 ms against 2.7 ms (W1's size, 2 threads).
 @njit(parallel=True, cache=True)
 def _channels_last_cpu(x, top, left, xt):
     """xt[n, r, col, c] = x[n, c, r - top, col - left], zero outside x: a padded channels-last copy (N, HP, WP, C).
@@ -151,11 +154,11 @@ def _channels_last_cpu(x, top, left, xt):
     HP, WP = xt.shape[1], xt.shape[2]
     for nr in prange(N * HP):
         n, r = nr // HP, nr % HP
-        iy, row = r - top, xt[n, r]
+        iy = r - top
         for c in range(C):
             for col in range(WP):
                 ix = col - left
-                row[col, c] = x[n, c, iy, ix] if 0 <= iy < H and 0 <= ix < W else 0
+                xt[n, r, col, c] = x[n, c, iy, ix] if 0 <= iy < H and 0 <= ix < W else 0
 
 
 @njit(parallel=True, cache=True)
@@ -169,17 +172,15 @@ def _input_cpu(xt, TH, TW, V):
             p = s * TW + tw
             for l in range(6):                               # B^T d, one column of the tile at a time
                 col = 4 * tw + l
-                d0, d1, d2, d3, d4, d5 = xt[n, r, col], xt[n, r + 1, col], xt[n, r + 2, col], xt[n, r + 3, col], \
-                    xt[n, r + 4, col], xt[n, r + 5, col]
-                t0, t1, t2, t3, t4, t5 = t[0, l], t[1, l], t[2, l], t[3, l], t[4, l], t[5, l]
                 for c in range(C):
-                    t0[c], t1[c], t2[c], t3[c], t4[c], t5[c] = _bt_cpu(d0[c], d1[c], d2[c], d3[c], d4[c], d5[c])
+                    t[0, l, c], t[1, l, c], t[2, l, c], t[3, l, c], t[4, l, c], t[5, l, c] = _bt_cpu(
+                        xt[n, r, col, c], xt[n, r + 1, col, c], xt[n, r + 2, col, c], xt[n, r + 3, col, c],
+                        xt[n, r + 4, col, c], xt[n, r + 5, col, c])
             for i in range(6):                               # then (B^T d) B, one row at a time
-                e0, e1, e2, e3, e4, e5 = t[i, 0], t[i, 1], t[i, 2], t[i, 3], t[i, 4], t[i, 5]
-                v0, v1, v2, v3, v4, v5 = V[6 * i, p], V[6 * i + 1, p], V[6 * i + 2, p], V[6 * i + 3, p], \
-                    V[6 * i + 4, p], V[6 * i + 5, p]
                 for c in range(C):
-                    v0[c], v1[c], v2[c], v3[c], v4[c], v5[c] = _bt_cpu(e0[c], e1[c], e2[c], e3[c], e4[c], e5[c])
+                    V[6 * i, p, c], V[6 * i + 1, p, c], V[6 * i + 2, p, c], V[6 * i + 3, p, c], \
+                        V[6 * i + 4, p, c], V[6 * i + 5, p, c] = _bt_cpu(
+                            t[i, 0, c], t[i, 1, c], t[i, 2, c], t[i, 3, c], t[i, 4, c], t[i, 5, c])
 
 
 @njit(parallel=True, cache=True)
@@ -193,20 +194,19 @@ def _output_cpu(M, TH, TW, y):
         for tw in range(TW):
             p = s * TW + tw
             for j in range(6):                               # A^T M, one column at a time
-                m0, m1, m2, m3, m4, m5 = M[j, p], M[6 + j, p], M[12 + j, p], M[18 + j, p], M[24 + j, p], M[30 + j, p]
-                t0, t1, t2, t3 = t[0, j], t[1, j], t[2, j], t[3, j]
                 for o in range(OC):
-                    t0[o], t1[o], t2[o], t3[o] = _at_cpu(m0[o], m1[o], m2[o], m3[o], m4[o], m5[o])
+                    t[0, j, o], t[1, j, o], t[2, j, o], t[3, j, o] = _at_cpu(
+                        M[j, p, o], M[6 + j, p, o], M[12 + j, p, o], M[18 + j, p, o], M[24 + j, p, o],
+                        M[30 + j, p, o])
             for r in range(4):                               # then (A^T M) A, one row at a time
-                u0, u1, u2, u3, u4, u5 = t[r, 0], t[r, 1], t[r, 2], t[r, 3], t[r, 4], t[r, 5]
-                y0, y1, y2, y3 = strip[r, 4 * tw], strip[r, 4 * tw + 1], strip[r, 4 * tw + 2], strip[r, 4 * tw + 3]
+                q = 4 * tw
                 for o in range(OC):
-                    y0[o], y1[o], y2[o], y3[o] = _at_cpu(u0[o], u1[o], u2[o], u3[o], u4[o], u5[o])
+                    strip[r, q, o], strip[r, q + 1, o], strip[r, q + 2, o], strip[r, q + 3, o] = _at_cpu(
+                        t[r, 0, o], t[r, 1, o], t[r, 2, o], t[r, 3, o], t[r, 4, o], t[r, 5, o])
         for r in range(min(4, OH - 4 * th)):                 # the strip back to NCHW, rows past OH or OW cut off
             for o in range(OC):
-                dst = y[n, o, 4 * th + r]
                 for col in range(OW):
-                    dst[col] = strip[r, col, o]
+                    y[n, o, 4 * th + r, col] = strip[r, col, o]
 
 
 @njit(parallel=True, cache=True)
@@ -220,16 +220,14 @@ def _grad_output_cpu(gyt, TH, TW, gM):
             p = s * TW + tw
             for l in range(4):                               # A gY, one column at a time
                 col = 4 * tw + l
-                g0, g1, g2, g3 = gyt[n, r, col], gyt[n, r + 1, col], gyt[n, r + 2, col], gyt[n, r + 3, col]
-                t0, t1, t2, t3, t4, t5 = t[0, l], t[1, l], t[2, l], t[3, l], t[4, l], t[5, l]
                 for o in range(OC):
-                    t0[o], t1[o], t2[o], t3[o], t4[o], t5[o] = _a_cpu(g0[o], g1[o], g2[o], g3[o])
+                    t[0, l, o], t[1, l, o], t[2, l, o], t[3, l, o], t[4, l, o], t[5, l, o] = _a_cpu(
+                        gyt[n, r, col, o], gyt[n, r + 1, col, o], gyt[n, r + 2, col, o], gyt[n, r + 3, col, o])
             for i in range(6):                               # then (A gY) A^T, one row at a time
-                e0, e1, e2, e3 = t[i, 0], t[i, 1], t[i, 2], t[i, 3]
-                v0, v1, v2, v3, v4, v5 = gM[6 * i, p], gM[6 * i + 1, p], gM[6 * i + 2, p], gM[6 * i + 3, p], \
-                    gM[6 * i + 4, p], gM[6 * i + 5, p]
                 for o in range(OC):
-                    v0[o], v1[o], v2[o], v3[o], v4[o], v5[o] = _a_cpu(e0[o], e1[o], e2[o], e3[o])
+                    gM[6 * i, p, o], gM[6 * i + 1, p, o], gM[6 * i + 2, p, o], gM[6 * i + 3, p, o], \
+                        gM[6 * i + 4, p, o], gM[6 * i + 5, p, o] = _a_cpu(t[i, 0, o], t[i, 1, o], t[i, 2, o],
+                                                                          t[i, 3, o])
 
 
 # ---- CUDA kernels: one (channel, tile) per thread; the first 1-d pass goes to a scratch array T in global memory --

@@ -1,9 +1,9 @@
 """minicnn: a convolutional-network engine written from scratch to be read.  See README.md."""
 import os
 
-# OpenBLAS's idle threads spin for ~0.1 s after each GEMM and take a core from the im2col/col2im kernels that
-# follow (measured: conv fwd+bwd 223 -> 189 ms, a LeNet-5 step 27 -> 20 ms on 2 cores).  Takes effect only when
-# minicnn is imported before NumPy (as with python -m minicnn); a user's setting wins.
+# OpenBLAS's idle threads spin for ~0.1 s after each GEMM and take a core from the Numba kernels that follow
+# (measured: conv fwd+bwd 223 -> 189 ms, a LeNet-5 step 27 -> 20 ms on 2 cores).  OpenBLAS reads the variable when
+# it loads; if NumPy was imported first, minicnn.backend restarts OpenBLAS's threads with it.  A user's setting wins.
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
 
 from minicnn import ops  # noqa: E402
