@@ -17,6 +17,7 @@ import numpy as np
 from numba import cuda, njit, prange
 
 from minicnn.backend import device_of, get_array_module, launch
+from minicnn.kernels.im2col import cpu_launch
 
 __all__ = ["batch_norm_forward", "batch_norm_backward", "batch_norm_forward_ref", "batch_norm_backward_ref"]
 
@@ -134,7 +135,7 @@ def batch_norm_forward(x, mean, var, weight, bias, eps, batch_stats):
     if batch_stats:
         if device == "cpu":
             mean, var = np.empty(x.shape[1], np.float64), np.empty(x.shape[1], np.float64)
-            _stats_cpu(x3, mean, var)
+            cpu_launch(_stats_cpu, x3.size)(x3, mean, var)
             mean, var = mean.astype(x.dtype), var.astype(x.dtype)
         else:
             mean = x3.mean(axis=(0, 2))
@@ -144,7 +145,7 @@ def batch_norm_forward(x, mean, var, weight, bias, eps, batch_stats):
     shift = (bias - mean * scale).astype(x.dtype)
     y = xp.empty_like(x3)
     if device == "cpu":
-        _affine_cpu(x3, scale, shift, y)
+        cpu_launch(_affine_cpu, x3.size)(x3, scale, shift, y)
     else:
         launch(_affine_gpu, y.size)(x3, scale, shift, y)
     return y.reshape(x.shape), mean, var, inv_std
@@ -157,7 +158,7 @@ def batch_norm_backward(x, gy, mean, inv_std, weight, batch_stats):
     scale = (weight * inv_std).astype(x.dtype)
     if device == "cpu":
         gbias, gweight = np.empty(x.shape[1], np.float64), np.empty(x.shape[1], np.float64)
-        _grad_sums_cpu(x3, gy3, mean, inv_std, gbias, gweight)
+        cpu_launch(_grad_sums_cpu, x3.size)(x3, gy3, mean, inv_std, gbias, gweight)
         gbias, gweight = gbias.astype(x.dtype), gweight.astype(x.dtype)
     else:
         xhat = (x3 - mean[None, :, None]) * inv_std[None, :, None]
@@ -166,7 +167,7 @@ def batch_norm_backward(x, gy, mean, inv_std, weight, batch_stats):
         return gy * scale.reshape((1, -1) + (1,) * (gy.ndim - 2)), gweight, gbias
     gx = xp.empty_like(x3)
     if device == "cpu":
-        _grad_input_cpu(x3, gy3, mean, inv_std, scale, gbias, gweight, gx)
+        cpu_launch(_grad_input_cpu, x3.size)(x3, gy3, mean, inv_std, scale, gbias, gweight, gx)
     else:
         launch(_grad_input_gpu, gx.size)(x3, gy3, mean, inv_std, scale, gbias, gweight, gx)
     return gx.reshape(x.shape), gweight, gbias

@@ -22,6 +22,7 @@ from numba import cuda, njit, prange
 from numba.extending import register_jitable
 
 from minicnn.backend import device_of, get_array_module, launch_planes
+from minicnn.kernels.im2col import cpu_launch
 from minicnn.kernels.scalar import like
 
 
@@ -177,7 +178,7 @@ def max_pool_forward(x, k, s=None, p=0, d=1, ceil_mode=False, device=None):
     xpad = xp.ascontiguousarray(_padded(x, out, k, s, p, d, -np.inf))
     y, arg = xp.empty((N, C) + out, x.dtype), xp.empty((N, C) + out, np.int32)
     if device == "cpu":
-        _max_fwd_cpu(*k, *s, *d)(xpad, p, W, y, arg)
+        cpu_launch(_max_fwd_cpu(*k, *s, *d), xpad.size)(xpad, p, W, y, arg)
     else:
         launch_planes(_max_fwd_gpu, N * C, y.shape[2] * y.shape[3])(_planes(xpad), k, s, p, d, W, _planes(y),
                                                                     _planes(arg))
@@ -190,7 +191,7 @@ def max_pool_backward(gy, arg, x_shape, k, s=None, p=0, d=1, device=None):
     gy, arg = xp.ascontiguousarray(gy), xp.ascontiguousarray(arg)
     gx = xp.empty(tuple(x_shape), gy.dtype)
     if device == "cpu":
-        _max_bwd_cpu(gy, arg, gx)
+        cpu_launch(_max_bwd_cpu, gx.size)(gy, arg, gx)
     else:
         N, C, H, W = gx.shape
         launch_planes(_max_bwd_gpu, N * C, H * W)(_planes(gy), _planes(arg), k, s, p, d, _planes(gx))
@@ -267,7 +268,7 @@ def avg_pool_forward(x, k, s=None, p=0, ceil_mode=False, count_include_pad=True,
     xpad = xp.ascontiguousarray(_padded(x, out, k, s, p, d, 0))
     y, args = xp.empty((N, C) + out, x.dtype), (s, p, H, W, bool(count_include_pad), int(divisor_override or 0))
     if device == "cpu":
-        _avg_fwd_cpu(*k)(xpad, *args, y)
+        cpu_launch(_avg_fwd_cpu(*k), xpad.size)(xpad, *args, y)
     else:
         launch_planes(_avg_fwd_gpu, N * C, y.shape[2] * y.shape[3])(_planes(xpad), k, *args, _planes(y))
     return y
@@ -279,7 +280,7 @@ def avg_pool_backward(gy, x_shape, k, s=None, p=0, count_include_pad=True, divis
     gy, gx = xp.ascontiguousarray(gy), xp.empty(tuple(x_shape), gy.dtype)
     args = (k, s, p, bool(count_include_pad), int(divisor_override or 0), gx)
     if device == "cpu":
-        _avg_bwd_cpu(gy, *args)
+        cpu_launch(_avg_bwd_cpu, gy.size)(gy, *args)
     else:
         N, C, H, W = gx.shape
         launch_planes(_avg_bwd_gpu, N * C, H * W)(_planes(gy), *args[:-1], _planes(gx))

@@ -1,10 +1,13 @@
 """minicnn: a convolutional-network engine written from scratch to be read.  See README.md."""
 import os
 
-# OpenBLAS's idle threads spin for ~0.1 s after each GEMM and take a core from the Numba kernels that follow
-# (measured: conv fwd+bwd 223 -> 189 ms, a LeNet-5 step 27 -> 20 ms on 2 cores).  OpenBLAS reads the variable when
-# it loads; if NumPy was imported first, minicnn.backend restarts OpenBLAS's threads with it.  A user's setting wins.
-os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "20")
+# OpenBLAS's idle threads spin for 2**28 cycles (~0.1 s) after each GEMM and take a core from the Numba kernels
+# that follow.  2**16 cycles (~25 us) keeps them awake between the GEMMs of one batched matmul and lets them sleep
+# before the next kernel; measured on 2 cores in one process, switching the timeout round by round (4, 8, ..., 24):
+# 2**16 was the fastest of the six on each of W1, W2 and W3 (LeNet-5 step 3.06 ms, ResNet-20 step 271 ms).
+# OpenBLAS reads the variable when it loads; if NumPy was imported first, minicnn.backend restarts OpenBLAS's
+# threads with it.  A user's setting wins.
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "16")
 
 from minicnn import ops  # noqa: E402
 from minicnn.autograd import Tensor, enable_grad, is_grad_enabled, no_grad, tensor
