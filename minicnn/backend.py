@@ -6,6 +6,7 @@ and every kernel dispatcher sends them through the CUDA kernels, which Numba's s
 the whole CUDA path except CuPy's own calls is exercised on a machine with no GPU.
 """
 import os
+import sys
 import threading
 
 # Numba's OpenMP threads otherwise spin while waiting for work; on a small or shared machine the spinning
@@ -64,6 +65,28 @@ def _apply_openblas_thread_timeout():
 
 
 _apply_openblas_thread_timeout()
+
+
+def _keep_freed_memory():
+    """Keep freed memory in the process for the next step's arrays (glibc only; a user's MALLOC_* setting wins).
+
+    By default glibc serves big blocks with fresh mmap pages and hands memory freed at the top of the heap back
+    to the system, so every step faults the pages of its new arrays in again: 9,100 page faults per LeNet-5
+    training step (batch 64) here, a fifth of the step (3.6 -> 2.8 ms with this).  Blocks up to 32 MB (glibc's
+    largest mmap threshold) now come from the heap, and the heap is trimmed only past 1 GB of free memory."""
+    if sys.platform != "linux" or any(k.startswith("MALLOC_") for k in os.environ):
+        return
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6")
+        M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3                  # from glibc's malloc.h
+        libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
+        libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
+    except (OSError, AttributeError):             # not glibc (musl, ...): nothing to tune
+        pass
+
+
+_keep_freed_memory()
 
 
 def use_cupy(module, kernel_arg=None):
