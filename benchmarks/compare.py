@@ -17,6 +17,12 @@ other engine order, ...), so both engines see the same machine load; the table g
 of every round, the 25th-75th percentiles, and minicnn / PyTorch.  PyTorch is never a dependency: it runs from
 the interpreter given by ``--torch-python`` (or this one, if ``import torch`` works here), e.g. a separate venv
 made with ``python3 -m venv /tmp/torch && /tmp/torch/bin/pip install torch==2.13.0 numpy``.
+
+Some machines set ``OPENBLAS_CORETYPE`` (and ``OPENBLAS_L2_SIZE``) because old OpenBLAS builds misdetect their CPU;
+a current NumPy then runs an older, slower kernel (Haswell's AVX2 instead of SkylakeX's AVX-512 on the
+development machine).  The machine line names the kernel and any such setting; to measure NumPy as it would run
+by itself, unset both for the benchmark alone: ``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python
+benchmarks/compare.py ...``.
 """
 import argparse
 import json
@@ -203,7 +209,9 @@ def machine():
             blas = f"{info[0].get('internal_api')} {info[0].get('version')} ({info[0].get('architecture')} kernel)"
     except ImportError:
         pass
-    return f"{cpu}, {os.cpu_count()} logical CPUs, NumPy {np.__version__} with {blas}"
+    forced = ", ".join(f"{k}={os.environ[k]}" for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if k in os.environ)
+    line = f"{cpu}, {os.cpu_count()} logical CPUs, NumPy {np.__version__} with {blas}"
+    return line + (f" [{forced}]" if forced else "")
 
 
 def main():

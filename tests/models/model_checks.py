@@ -35,6 +35,11 @@ def _outputs(out):
     return list(out) if isinstance(out, tuple) else [out]
 
 
+MAX_KINKS = 5
+"""Entries whose central difference misses the analytic gradient while the one-sided differences disagree by as
+much (a kink of the piecewise-linear net within +-eps) are drawn again, at most this many times per parameter."""
+
+
 def check_weight_grads(model, x, names=None, per_param=2, eps=1e-7, atol=1e-6, rtol=1e-4, seed=0):
     """Backward of ``sum(out * gy)`` (a fixed random gy per output) against central differences, for
     ``per_param`` random entries of each parameter in ``names`` (default: the first, middle and last parameter
@@ -70,11 +75,14 @@ def _check_weight_grads(model, x, names, per_param, eps, atol, rtol, seed):
         term = (o * mc.tensor(g, dtype=np.float64)).sum()
         loss = term if loss is None else loss + term
     loss.backward()
-    compared, biggest = 0, 0.0
+    compared, biggest, f0 = 0, 0.0, objective()
     for name in names:
         p = params[name]
         analytic = p.grad.numpy()
-        for flat in rng.choice(p.numel(), min(per_param, p.numel()), replace=False):
+        wanted, checked = min(per_param, p.numel()), 0
+        for flat in rng.permutation(p.numel())[:wanted + MAX_KINKS]:
+            if checked == wanted:
+                break
             idx = np.unravel_index(flat, p.shape)
             old = p.data[idx]
             p.data[idx] = old + eps
@@ -83,10 +91,15 @@ def _check_weight_grads(model, x, names, per_param, eps, atol, rtol, seed):
             minus = objective()
             p.data[idx] = old
             numeric = (plus - minus) / (2 * eps)
-            assert abs(analytic[idx] - numeric) <= atol + rtol * abs(numeric), (
+            tol = atol + rtol * abs(numeric)
+            if abs(analytic[idx] - numeric) > tol and abs((plus - f0) - (f0 - minus)) / eps > tol:
+                continue                   # a kink (a ReLU or max-pool switch) within +-eps: draw another entry
+            assert abs(analytic[idx] - numeric) <= tol, (
                 f"{name}{tuple(int(i) for i in idx)}: analytic {analytic[idx]:.10g}, numeric {numeric:.10g}")
             biggest = max(biggest, abs(numeric))
-            compared += 1
+            checked += 1
+        assert checked == wanted, f"{name}: {MAX_KINKS} entries drawn in a row sat on kinks"
+        compared += checked
     assert biggest > 1e-6, "every sampled gradient is zero: the check would pass for any backward"
     return compared
 
@@ -127,14 +140,16 @@ def calibrate_bn(model, x):
     """Set every BatchNorm's running statistics to those of one training-mode pass over ``x`` (momentum 1 for
     that pass), then switch to eval mode.  Deep nets straight from their init blow activations up to ~1e7 with
     running statistics 0 / 1, too big for finite differences; with calibrated statistics they stay O(1), and the
-    check then runs in eval mode, where each sample's output does not depend on the others."""
+    check then runs in eval mode, where each sample's output does not depend on the others.  The pass runs on one
+    convolution algorithm: with autotuning's (timing-dependent) choice, Inception's check failed in one run of
+    three under the parallel test runner (its first convolution's gradients reach 1e8)."""
     from minicnn import nn
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
     saved = [m.momentum for m in bns]
     for m in bns:
         m.momentum = 1.0
     model.train()
-    with mc.no_grad():
+    with mc.no_grad(), one_conv_algorithm():       # autotuning's choice would change the statistics' rounding
         model(mc.tensor(x))
     for m, momentum in zip(bns, saved):
         m.momentum = momentum
