@@ -231,15 +231,16 @@ def im2col(x, kernel_size, stride, padding, dilation, out_size, device=None, out
     return cols.reshape(N, R, OH * OW) if batch_first else cols.reshape(R, N * OH * OW)
 
 
-def col2im(cols, x_shape, kernel_size, stride, padding, dilation, out_size, device=None, layout="batched"):
+def col2im(cols, x_shape, kernel_size, stride, padding, dilation, out_size, device=None, layout="batched",
+           out=None):
     """cols (N, C*KH*KW, OH*OW) (``layout="batched"``) or (C*KH*KW, N*OH*OW) (``"gemm"``) -> gx of ``x_shape``
-    (N, C, H, W), cols' dtype: the adjoint of ``im2col``."""
+    (N, C, H, W), cols' dtype: the adjoint of ``im2col``.  ``out``: an optional C-contiguous gx to write into."""
     xp, device = get_array_module(cols), device or device_of(cols)
     k, s, p, d, (OH, OW) = _geometry(kernel_size, stride, padding, dilation, out_size)
     N, R = x_shape[0], x_shape[1] * k[0] * k[1]
     batch_first = layout == "batched"
     cols = xp.ascontiguousarray(cols).reshape((N, R, OH, OW) if batch_first else (R, N, OH, OW))
-    gx = xp.empty(tuple(x_shape), cols.dtype)
+    gx = xp.empty(tuple(x_shape), cols.dtype) if out is None else out
     if device == "cpu":
         cpu_launch(_col2im_cpu, cols.size)(cols, k, s, p, d, gx, batch_first)
     else:

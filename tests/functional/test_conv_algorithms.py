@@ -121,6 +121,29 @@ def test_forced_algorithm_conv_transpose2d_gradcheck(algorithm, data):
                                                      dilation=d), [y, w])
 
 
+@pytest.mark.parametrize("column_bytes", [1, 2 * (4 * 2 * 3) * (3 * 2) * 8])  # 1 image a chunk; 2, then 1
+def test_im2col_in_chunks_of_images_matches_the_references(monkeypatch, column_bytes):
+    """On the CPU im2col unfolds and multiplies a chunk of images at a time (``COLUMN_BYTES``): the chunks,
+    including a shorter last one, give the references' results in all three passes (grouped, strided)."""
+    from minicnn.functional import conv_algorithms
+    monkeypatch.setattr(conv_algorithms, "COLUMN_BYTES", column_bytes)
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((3, 4, 5, 4)), rng.standard_normal((6, 2, 2, 3))       # 2 groups, 2x3 filters
+    s, p, d = (2, 1), (1, 0), (1, 1)
+    gy = rng.standard_normal((3, 6) + _out_size(x.shape, w.shape, s, p, d))
+    geometry = Geometry((2, 3), s, p, d, 2, gy.shape[2:])
+    assert [n1 - n0 for n0, n1 in conv_algorithms._chunks(x, 3, 4, geometry)] == ([1, 1, 1] if column_bytes == 1
+                                                                                  else [2, 1])
+    y_ref, gx_ref, gW_ref = _references(x, w, gy, s, p, d, 2)
+    xt, wt = (mc.tensor(a, dtype=np.float64, requires_grad=True) for a in (x, w))
+    with forced("im2col"):
+        y = F.conv2d(xt, wt, stride=s, padding=p, dilation=d, groups=2)
+        y.backward(mc.tensor(gy, dtype=np.float64))
+    np.testing.assert_allclose(y.numpy(), y_ref, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(xt.grad.numpy(), gx_ref, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(wt.grad.numpy(), gW_ref, rtol=1e-10, atol=1e-10)
+
+
 def test_a_forced_algorithm_that_cannot_run_a_shape_falls_back_to_im2col():
     x = mc.tensor(np.ones((1, 2, 6, 6)), requires_grad=True)
     with forced("winograd"):
