@@ -251,8 +251,14 @@ class Tensor:
             g = gradient.data if isinstance(gradient, Tensor) else gradient
             if tuple(g.shape) != self.shape:
                 raise ValueError(f"backward: gradient shape {tuple(g.shape)} does not match output shape {self.shape}")
-            g = _as_array(g, self.dtype, self.device)
+            if type(g) is not type(self.data) or g.dtype != self.dtype:
+                g = _as_array(g, self.dtype, self.device)
         grads, given = {id(self): g}, set()           # given: buffers already handed to a leaf's .grad
+        if gradient is not None:                     # the caller's own array, used as is: never a .grad itself
+            root = g
+            while getattr(root, "base", None) is not None:
+                root = root.base
+            given.add(id(root))
         for t in _topological_order(self):           # outputs before the tensors they were computed from
             g = grads.pop(id(t), None)
             if g is None:

@@ -154,3 +154,18 @@ def test_leaf_gradients_never_share_memory():
     assert not np.shares_memory(a.grad.numpy(), b.grad.numpy())
     a.grad.zero_()
     np.testing.assert_array_equal(b.grad.numpy(), 1)
+
+
+def test_backward_uses_the_callers_gradient_without_letting_grad_alias_it():
+    """backward(g) reads g as is (no copy of a big upstream gradient), but a leaf's .grad never shares g's
+    memory: changing g afterwards leaves the gradients alone (leaf itself, through a view-returning reshape)."""
+    x = mc.tensor(np.ones((2, 3)), requires_grad=True)
+    g = np.full((2, 3), 2.0, np.float32)
+    x.backward(g)
+    g[...] = 7
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 3), 2.0))
+    x.grad = None
+    g6 = np.full(6, 4.0, np.float32)
+    x.reshape(6).backward(g6)
+    g6[...] = 9
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 3), 4.0))
