@@ -146,6 +146,11 @@ _bt_gpu, _at_gpu, _a_gpu = (cuda.jit(device=True)(f) for f in (_bt, _at, _a))
 # Arrays are indexed in full (``t[i, l, c]``), never through views of rows (``t_i = t[i]``): with no views in a
 # prange body Numba finds the arrays unaliased and compiles the body with ``noalias``, which lets LLVM vectorise
 # the channel loops.  With views, the same input transform took 5.6 ms against 2.7 ms (W1's size, 2 threads).
+# Tried and slower: dealing the channels-last columns into 4 phases by column mod 4, so that each line of a
+# transform runs over a whole strip's tiles at once (TW * C floats, longer loops for 16 or 32 channels): 1.4-2x
+# slower on every ResNet-20 and W1 shape; and two Python threads each running whole chunks (single-threaded
+# kernels and BLAS, no wake-ups between them): faster on W1's forward (11 against 14 ms), slower below 64
+# channels.
 @njit(parallel=True, cache=True)
 def _channels_last_cpu(x, top, left, xt):
     """xt[n, r, col, c] = x[n, c, r - top, col - left], zero outside x: a padded channels-last copy (N, HP, WP, C).
