@@ -293,13 +293,15 @@ def _grad_output_gpu(gyp, TH, TW, T, gM):
 
 
 # ---- dispatchers ------------------------------------------------------------------------------------------------
-CACHE_BYTES = 8 << 20
+CACHE_BYTES = 4 << 20
 """On the CPU the batch is transformed, multiplied and transformed back a chunk of images at a time, so that the
 chunk's V and M (36 (C + OC) floats per tile) stay in the cache between the three steps instead of making a
 round trip to memory (W1's whole-batch V and M are 38 MB each).  Smaller chunks cost more hand-overs between
-Numba's threads and OpenBLAS's (tens of microseconds each here): W1's three passes took 42.1 ms with 4 MB
-chunks, 36.2 with 8, 36.3 with 12 and 39.6 with 16 (ResNet-20's 16- and 32-channel stages: the same order,
-closer together), 2-core development machine, rounds interleaved.  On the GPU the whole batch is one chunk."""
+Numba's threads and OpenBLAS's (tens of microseconds each here).  Bigger chunks were not a clear win on the
+2-core development machine: W1's three passes took 42.1 ms with 4 MB, 36.2 with 8, 36.3 with 12 and 39.6 with
+16 in one run (rounds interleaved), but whole steps on a busier machine, switching between 4 and 8 MB round by
+round, gave ResNet-20 397 against 414 ms and W1 56.5 against 55.9 ms.  On the GPU the whole batch is one
+chunk."""
 
 
 def _images_per_chunk(x, channels, tiles_per_image):
