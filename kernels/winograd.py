@@ -38,7 +38,7 @@ write neighbouring channels of V and M.
 import numpy as np
 from numba import cuda, njit, prange
 
-from minicnn.backend import device_of, get_array_module, launch_2d, scratch
+from minicnn.backend import device_of, empty, get_array_module, images_per_chunk, launch_2d, scratch
 from minicnn.kernels.im2col import pad_into
 
 __all__ = ["BT", "G", "AT", "filter_transform", "input_transform", "output_transform", "grad_output_transform",
@@ -305,9 +305,7 @@ chunk."""
 
 
 def _images_per_chunk(x, channels, tiles_per_image):
-    if device_of(x) != "cpu":
-        return x.shape[0]
-    return max(1, min(x.shape[0], CACHE_BYTES // (36 * channels * tiles_per_image * x.itemsize)))
+    return images_per_chunk(x, 36 * channels * tiles_per_image * x.itemsize, CACHE_BYTES)
 
 
 def _prepared(x, top, left, HP, WP, name):
@@ -358,12 +356,6 @@ def _grad_output_into(gys, TH, TW, gM):
         launch_2d(_grad_output_gpu, gM.shape[2], gM.shape[1])(gys, TH, TW, T, gM)
 
 
-def _new_output(like, shape):
-    xp = get_array_module(like)
-    y = xp.empty(shape, like.dtype)
-    return y.view(type(like)) if xp is np else y                  # keeps a simulated-device array's type
-
-
 def input_transform(x, padding, out_size):
     """x (N, C, H, W) -> V (36, N*TH*TW, C): B^T d B of every 6x6 input tile (tile (th, tw) starts at input row
     4 th - padding[0], column 4 tw - padding[1]; zeros outside the image)."""
@@ -375,7 +367,7 @@ def input_transform(x, padding, out_size):
 
 def output_transform(M, N, out_size):
     """M (36, N*TH*TW, OC) -> y (N, OC, OH, OW), a new array: A^T M A of every tile."""
-    y = _new_output(M, (N, M.shape[2]) + tuple(out_size))
+    y = empty((N, M.shape[2]) + tuple(out_size), M)
     _output_into(M, *tiles(out_size), y)
     return y
 
@@ -424,7 +416,7 @@ def conv3x3(x, W, padding, out_size):
     (TH, TW), N, OC = tiles(out_size), x.shape[0], W.shape[0]
     xp = get_array_module(x)
     U = filter_transform(W)
-    y = _new_output(x, (N, OC) + tuple(out_size))
+    y = empty((N, OC) + tuple(out_size), x)
     for n0, n1, V in _input_chunks(x, padding, TH, TW, OC):
         M = scratch("winograd_M", (36, V.shape[1], OC), x.dtype, x)
         xp.matmul(V, U, out=M)                               # 36 GEMMs: (tiles, C) @ (C, OC)

@@ -93,6 +93,13 @@ def _as_array(data, dtype, device):
     return backend.to_device(arr, device).astype(dtype, copy=True)
 
 
+def _base(a):
+    """The array that owns ``a``'s memory (``a`` itself unless it is a view)."""
+    while getattr(a, "base", None) is not None:
+        a = a.base
+    return a
+
+
 class Tensor:
     """An n-dimensional array with an optional gradient.  Create with ``mc.tensor(data, requires_grad=...)``."""
     __array_priority__ = 1000                        # ndarray + Tensor -> Tensor.__radd__, not elementwise objects
@@ -255,10 +262,7 @@ class Tensor:
                 g = _as_array(g, self.dtype, self.device)
         grads, given = {id(self): g}, set()           # given: buffers already handed to a leaf's .grad
         if gradient is not None:                     # the caller's own array, used as is: never a .grad itself
-            root = g
-            while getattr(root, "base", None) is not None:
-                root = root.base
-            given.add(id(root))
+            given.add(id(_base(g)))
         for t in _topological_order(self):           # outputs before the tensors they were computed from
             g = grads.pop(id(t), None)
             if g is None:
@@ -305,9 +309,7 @@ class Tensor:
         if self.grad is not None:
             self.grad = Tensor._make(self.grad.data + g, self.device)
             return
-        root = g
-        while getattr(root, "base", None) is not None:
-            root = root.base
+        root = _base(g)
         if id(root) in given:
             g = g.copy()
         else:

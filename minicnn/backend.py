@@ -226,6 +226,21 @@ def scratch(name, shape, dtype, like):
     return out.view(SimArray) if isinstance(like, SimArray) else out
 
 
+def empty(shape, like):
+    """A new uninitialised ``shape`` array of ``like``'s dtype, on its device and of its array type (a
+    simulated-device array stays one), for results handed back to the caller (``scratch`` is for intermediates)."""
+    xp = get_array_module(like)
+    a = xp.empty(shape, like.dtype)
+    return a.view(type(like)) if xp is np else a
+
+
+def images_per_chunk(like, bytes_per_image, budget):
+    """How many of ``like``'s images (axis 0) a kernel that works a chunk at a time takes at once on the CPU:
+    as many as fit ``budget`` bytes of its intermediates, at least one; on the GPU the whole batch."""
+    N = like.shape[0]
+    return N if device_of(like) != "cpu" else max(1, min(N, budget // bytes_per_image))
+
+
 def set_num_threads(n):
     """Run Numba's CPU kernels and NumPy's BLAS on ``n`` threads (like ``torch.set_num_threads``); returns a
     function that restores the previous setting."""

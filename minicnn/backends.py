@@ -15,8 +15,9 @@ Convolution algorithms (``minicnn/functional/conv.py`` runs them; each has its k
 
 ``"auto"`` mirrors ``torch.backends.cudnn.benchmark``: the first call of each (pass, device, dtype, shapes,
 geometry) runs every applicable candidate once to warm up (JIT compilation, buffers), then times them in three
-interleaved rounds, and caches the one with the best time for the process; the machine decides, not a rule of thumb.  ``conv_choices`` holds what was
-chosen (and ``conv_timings`` the candidates' times), so a profile can show it.
+interleaved rounds, and caches the one with the best time for the process; the machine decides, not a rule of
+thumb.  ``conv_choices`` holds what was chosen (and ``conv_timings`` the candidates' times), so a profile can
+show it.
 """
 import types
 

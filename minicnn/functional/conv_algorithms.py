@@ -21,10 +21,8 @@ Columns are recomputed in backward rather than kept from forward: they are KH*KW
 import time
 from collections import namedtuple
 
-import numpy as np
-
 from minicnn import backends
-from minicnn.backend import SIMULATED, device_of, get_array_module, scratch, synchronize
+from minicnn.backend import SIMULATED, empty, get_array_module, images_per_chunk, scratch, synchronize
 from minicnn.kernels import direct_conv, im2col, winograd
 
 __all__ = ["ALGORITHMS", "Algorithm", "Geometry", "run"]
@@ -44,17 +42,10 @@ input gradient about the same.  On the GPU the whole batch is one chunk."""
 
 
 def _chunks(like, N, C, g):
-    """(n0, n1) chunks of N images whose columns (C*KH*KW, OH*OW each) fit ``COLUMN_BYTES`` (see there)."""
+    """(n0, n1) chunks of the N images of ``like`` whose columns (C*KH*KW, OH*OW each) fit ``COLUMN_BYTES``."""
     per_image = C * g.kernel[0] * g.kernel[1] * g.out_size[0] * g.out_size[1] * like.itemsize
-    step = N if device_of(like) != "cpu" else max(1, min(N, COLUMN_BYTES // per_image))
+    step = images_per_chunk(like, per_image, COLUMN_BYTES)
     return [(n0, min(N, n0 + step)) for n0 in range(0, N, step)]
-
-
-def _new(like, shape):
-    """An uninitialised array on ``like``'s device and of its array type (a simulated-device array stays one)."""
-    xp = get_array_module(like)
-    a = xp.empty(shape, like.dtype)
-    return a.view(type(like)) if xp is np else a
 
 
 def _columns(x, g, layout):
@@ -66,7 +57,7 @@ def _columns(x, g, layout):
 
 def _im2col_forward(x, W, g):
     xp, N, OC, G, L = get_array_module(x), x.shape[0], W.shape[0], g.groups, g.out_size[0] * g.out_size[1]
-    y, Wg = _new(x, (N, G, OC // G, L)), W.reshape(G, OC // G, -1)
+    y, Wg = empty((N, G, OC // G, L), x), W.reshape(G, OC // G, -1)
     for n0, n1 in _chunks(x, N, x.shape[1], g):
         cols = _columns(x[n0:n1], g, "batched").reshape(n1 - n0, G, -1, L)
         xp.matmul(Wg, cols, out=y[n0:n1])                                           # (n, G, OC/G, L)
@@ -76,7 +67,7 @@ def _im2col_forward(x, W, g):
 def _im2col_input_grad(gy, W, g, x_shape):
     xp, N, OC, G = get_array_module(gy), gy.shape[0], W.shape[0], g.groups
     Wt = W.reshape(G, OC // G, -1).transpose(0, 2, 1)                                 # (G, C/G*KH*KW, OC/G)
-    gx, L = _new(gy, tuple(x_shape)), gy.shape[2] * gy.shape[3]
+    gx, L = empty(tuple(x_shape), gy), gy.shape[2] * gy.shape[3]
     for n0, n1 in _chunks(gy, N, x_shape[1], g):
         gcols = scratch("gcols", (n1 - n0, G, Wt.shape[1], L), gy.dtype, gy)
         xp.matmul(Wt, gy[n0:n1].reshape(n1 - n0, G, OC // G, -1), out=gcols)
