@@ -19,7 +19,11 @@ HAVE_MPI = dist.is_available() and MPIEXEC is not None
 if os.environ.get("CI") and not HAVE_MPI:       # CI installs the test extra, which has them: never skip there
     raise RuntimeError("the two-rank tests need mpi4py and mpiexec (the test extra); none found")
 pytestmark = pytest.mark.skipif(not HAVE_MPI, reason="needs mpi4py and mpiexec: pip install -e '.[dist]'")
-TRAIN = [sys.executable, "-m", "minicnn", "train", "lenet5", "--epochs", "1", "--train-size", "4096",
+# `python -m minicnn` on one convolution algorithm: the one- and two-rank runs must round alike to end 1e-5 apart,
+# and autotuning's timing-dependent choice (each process measures its own) differed under the parallel test run.
+MINICNN = [sys.executable, "-c", "import runpy, minicnn; minicnn.backends.conv_algorithm = 'im2col'; "
+                                 "runpy.run_module('minicnn', run_name='__main__', alter_sys=True)"]
+TRAIN = [*MINICNN, "train", "lenet5", "--epochs", "1", "--train-size", "4096",
          "--batch-size", "64", "--no-augment", "--seed", "0"]
 TIMEOUT = 300                                   # a hang would be a failure, not a stuck test run
 
@@ -66,10 +70,10 @@ def test_two_ranks_train_the_weights_of_one_process_and_resume_in_one(tmp_path):
     # epoch is chaotic (weights 1e-6 apart end 1e-2 apart), at lr 0.005 the 1- and 2-rank runs end 1e-8 apart
     shutil.copytree(tmp_path / "two", tmp_path / "two-again")
     resume = ["--resume", str(tmp_path / "two" / "checkpoint.npz"), "--epochs", "2", "--lr", "0.005"]
-    r = run([sys.executable, "-m", "minicnn", "train", "lenet5"] + resume)
+    r = run([*MINICNN, "train", "lenet5"] + resume)
     assert r.returncode == 0 and "resumed from" in r.stdout, r.stderr[-3000:]
     resume[1] = str(tmp_path / "two-again" / "checkpoint.npz")
-    r = run(mpiexec(2, sys.executable, "-m", "minicnn", "train", "lenet5", *resume, "--out", str(tmp_path / "two-again")))
+    r = run(mpiexec(2, *MINICNN, "train", "lenet5", *resume, "--out", str(tmp_path / "two-again")))
     assert r.returncode == 0 and "resumed from" in r.stdout, r.stderr[-3000:]
     for d in ("two", "two-again"):
         assert [h["epoch"] for h in mc.load(tmp_path / d / "checkpoint.npz")["history"]] == [1, 2]
@@ -81,7 +85,7 @@ def test_two_ranks_train_the_weights_of_one_process_and_resume_in_one(tmp_path):
 def test_a_failing_rank_ends_every_rank(tmp_path, failure):
     """Rank 1 fails (an exception; an error return) while rank 0 waits for it in DDP's first broadcast."""
     good = TRAIN + ["--out", str(tmp_path)]
-    bad = [sys.executable, "-m", "minicnn", "train", *failure, "--out", str(tmp_path)]
+    bad = [*MINICNN, "train", *failure, "--out", str(tmp_path)]
     r = run([MPIEXEC, "-n", "1", *good, ":", "-n", "1", *bad], timeout=120)
     assert r.returncode != 0
     assert ("nosuchmodel" if failure[0] == "nosuchmodel" else "no checkpoint at") in r.stderr
