@@ -5,6 +5,7 @@ imported, ``cuda`` is a *simulated* device: its arrays are NumPy arrays of the m
 and every kernel dispatcher sends them through the CUDA kernels, which Numba's simulator runs on the CPU.  So
 the whole CUDA path except CuPy's own calls is exercised on a machine with no GPU.
 """
+import math
 import os
 import sys
 import threading
@@ -219,7 +220,7 @@ def scratch(name, shape, dtype, like):
     if get_array_module(like) is not np:
         return get_array_module(like).empty(shape, dtype)
     pool = _pool.__dict__.setdefault("buffers", {})
-    n, key = int(np.prod(shape)), (name, np.dtype(dtype))
+    n, key = math.prod(shape), (name, np.dtype(dtype))          # math.prod: 0.1 us, np.prod: 10 us here
     if key not in pool or pool[key].size < n:
         pool[key] = np.empty(n, dtype)
     out = pool[key][:n].reshape(shape)
