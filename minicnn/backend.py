@@ -227,11 +227,12 @@ def scratch(name, shape, dtype, like):
     return out.view(SimArray) if isinstance(like, SimArray) else out
 
 
-def empty(shape, like):
-    """A new uninitialised ``shape`` array of ``like``'s dtype, on its device and of its array type (a
-    simulated-device array stays one), for results handed back to the caller (``scratch`` is for intermediates)."""
+def empty(shape, like, dtype=None):
+    """A new uninitialised ``shape`` array of ``dtype`` (default: ``like``'s), on ``like``'s device and of its
+    array type (a simulated-device array stays one), for results handed back to the caller (``scratch`` is for
+    intermediates)."""
     xp = get_array_module(like)
-    a = xp.empty(shape, like.dtype)
+    a = xp.empty(shape, like.dtype if dtype is None else dtype)
     return a.view(type(like)) if xp is np else a
 
 
