@@ -300,8 +300,10 @@ round trip to memory (W1's whole-batch V and M are 38 MB each).  Smaller chunks 
 Numba's threads and OpenBLAS's (tens of microseconds each here).  Bigger chunks were not a clear win on the
 2-core development machine: W1's three passes took 42.1 ms with 4 MB, 36.2 with 8, 36.3 with 12 and 39.6 with
 16 in one run (rounds interleaved), but whole steps on a busier machine, switching between 4 and 8 MB round by
-round, gave ResNet-20 397 against 414 ms and W1 56.5 against 55.9 ms.  On the GPU the whole batch is one
-chunk."""
+round, gave ResNet-20 397 against 414 ms and W1 56.5 against 55.9 ms.  On an AMD EPYC Zen 3 (AVX2) machine,
+all three passes, 12 rounds switching between 4 MB, 16 MB and the whole batch, medians: ResNet-20's 16-channel
+stage 58.0 / 68.5 / 68.3 ms, 32-channel stage 44.7 / 44.0 / 41.8, 64-channel stage 24.5 / 22.8 / 23.2, W1
+136.5 / 152.1 / 151.1.  On the GPU the whole batch is one chunk."""
 
 
 def _images_per_chunk(x, channels, tiles_per_image):
