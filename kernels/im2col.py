@@ -195,6 +195,21 @@ def cpu_launch(kernel, n):
     return on_this_thread
 
 
+def run_elementwise(cpu_kernel, gpu_kernel, device, arrays, scalars=()):
+    """Run an elementwise kernel (one index per element, CPU and CUDA versions) over the flattened ``arrays`` (all
+    of one shape), then ``scalars``.  A non-contiguous array goes in as a contiguous copy that is written back
+    afterwards, so kernels may update their arrays in place; pass inputs contiguous to spare them the write."""
+    xp = get_array_module(arrays[0])
+    flat = [a.reshape(-1) if a.flags.c_contiguous else xp.ascontiguousarray(a).reshape(-1) for a in arrays]
+    if device == "cpu":
+        cpu_launch(cpu_kernel, flat[0].size)(*flat, *scalars)
+    elif flat[0].size:
+        launch(gpu_kernel, flat[0].size)(*flat, *scalars)
+    for a, f in zip(arrays, flat):
+        if not a.flags.c_contiguous:
+            a[...] = f.reshape(a.shape)
+
+
 def _geometry(*pairs):
     return tuple((int(a), int(b)) for a, b in pairs)
 

@@ -19,7 +19,7 @@ import numpy as np
 from numba import cuda, njit, prange
 
 from minicnn.backend import device_of, get_array_module, launch
-from minicnn.kernels.im2col import cpu_launch
+from minicnn.kernels.im2col import run_elementwise
 from minicnn.kernels.scalar import like
 
 __all__ = ["sgd_step", "adam_step", "sgd_step_ref", "adam_step_ref"]
@@ -96,26 +96,13 @@ def _adam_gpu(p, g, m, v, step_size, b1, b2, eps, wd, root_c2):
         _adam_one_gpu(p, g, m, v, i, step_size, b1, b2, eps, wd, root_c2)
 
 
-# ---- dispatchers: in place, on arrays of one shape ----------------------------------------------------------------
-def _run(cpu_kernel, gpu_kernel, device, arrays, scalars):
-    """Run over the flattened arrays; a non-contiguous one is updated through a contiguous copy written back."""
-    xp = get_array_module(arrays[0])
-    flat = [a.reshape(-1) if a.flags.c_contiguous else xp.ascontiguousarray(a).reshape(-1) for a in arrays]
-    if device == "cpu":
-        cpu_launch(cpu_kernel, flat[0].size)(*flat, *scalars)
-    elif flat[0].size:
-        launch(gpu_kernel, flat[0].size)(*flat, *scalars)
-    for a, f in zip(arrays, flat):
-        if not a.flags.c_contiguous:
-            a[...] = f.reshape(a.shape)
-
-
+# ---- dispatchers: in place, on arrays of one shape (im2col.run_elementwise) -------------------------------------
 def sgd_step(p, g, buf, lr, momentum, dampening, weight_decay, nesterov, first, device=None):
     """p -= lr * (SGD direction), in place; ``buf`` (p's shape) is the momentum buffer, written in place when
     ``momentum`` != 0 (``first``: set it to the gradient) and unused otherwise (pass any array, e.g. g)."""
     t = p.dtype.type
     g = g if g.dtype == p.dtype else g.astype(p.dtype)
-    _run(_sgd_cpu, _sgd_gpu, device or device_of(p), [p, g, buf],
+    run_elementwise(_sgd_cpu, _sgd_gpu, device or device_of(p), [p, g, buf],
          (t(lr), t(momentum), t(1 - dampening), t(weight_decay), bool(nesterov), bool(first)))
 
 
@@ -124,5 +111,5 @@ def adam_step(p, g, m, v, lr, beta1, beta2, eps, weight_decay, step, device=None
     t = p.dtype.type
     g = g if g.dtype == p.dtype else g.astype(p.dtype)
     step_size, root_c2 = lr / (1 - beta1 ** step), math.sqrt(1 - beta2 ** step)
-    _run(_adam_cpu, _adam_gpu, device or device_of(p), [p, g, m, v],
+    run_elementwise(_adam_cpu, _adam_gpu, device or device_of(p), [p, g, m, v],
          (t(step_size), t(beta1), t(beta2), t(eps), t(weight_decay), t(root_c2)))
