@@ -38,12 +38,13 @@ class Conv2dFn(Function):
 
     def backward(self, gy):
         g, gx, gW = self.g, None, None
+        shared = {}                                  # gy's copy, from the input gradient to the weight gradient
         if _needs_grad(self, 0):
             gx, self.algorithms["input_grad"] = _run("input_grad", (gy, self.W, g, self.x.shape), g, self.x.shape,
-                                                     self.W.shape)
+                                                     self.W.shape, shared)
         if _needs_grad(self, 1):
             gW, self.algorithms["weight_grad"] = _run("weight_grad", (self.x, gy, g, self.W.shape), g,
-                                                      self.x.shape, self.W.shape)
+                                                      self.x.shape, self.W.shape, shared)
         return (gx, gW) if len(self.inputs) == 2 else (gx, gW, gy.sum(axis=(0, 2, 3)))
 
 

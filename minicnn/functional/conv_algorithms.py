@@ -156,19 +156,28 @@ def _1x1_weight_grad(x, gy, g, W_shape):
 
 
 # ---- Winograd F(4x4, 3x3) -----------------------------------------------------------------------------------------
+# The passes read their images as channels-last, zero-padded copies (``winograd.prepare``: 4.7 ms for W1's x on
+# the 2-core machine).  The input gradient's copy of gy goes on to the weight gradient in ``shared``, a dict that
+# Conv2dFn.backward keeps for its two passes, so gy is copied once.  (Keeping the forward's copy of x until the
+# backward as well, in a new array per call, measured W1 106 against 108 ms but ResNet-20 706 against 676 ms:
+# not kept.)
 def _winograd_forward(x, W, g):
     return winograd.conv3x3(x, W, g.padding, g.out_size)
 
 
-def _winograd_input_grad(gy, W, g, x_shape):
+def _winograd_input_grad(gy, W, g, x_shape, shared=None):
     """A 3x3 stride-1 correlation of gy with the filters transposed (OC <-> C) and turned by 180 degrees; tap ky
     of the forward reaches input row iy from output row iy + PH - ky, so the padding becomes 2 - PH."""
     Wf = get_array_module(W).ascontiguousarray(W.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
-    return winograd.conv3x3(gy, Wf, (2 - g.padding[0], 2 - g.padding[1]), tuple(x_shape[2:]))
+    padding = (2 - g.padding[0], 2 - g.padding[1])
+    prepared = winograd.prepare(gy, padding, tuple(x_shape[2:]), "winograd_gy")
+    if shared is not None:
+        shared["gy"] = prepared
+    return winograd.conv3x3(gy, Wf, padding, tuple(x_shape[2:]), prepared)
 
 
-def _winograd_weight_grad(x, gy, g, W_shape):
-    return winograd.conv3x3_weight_grad(x, gy, g.padding)
+def _winograd_weight_grad(x, gy, g, W_shape, shared=None):
+    return winograd.conv3x3_weight_grad(x, gy, g.padding, (shared or {}).get("gy"))
 
 
 # ---- direct loops -------------------------------------------------------------------------------------------------
@@ -185,7 +194,8 @@ def _direct_weight_grad(x, gy, g, W_shape):
 
 
 # ---- the algorithms and the choice among them ---------------------------------------------------------------------
-Algorithm = namedtuple("Algorithm", "forward input_grad weight_grad applies")
+Algorithm = namedtuple("Algorithm", "forward input_grad weight_grad applies shares", defaults=(False,))
+"""The three passes, ``applies(geometry, C / groups)``, and ``shares``: whether the passes take ``shared``."""
 
 
 def _winograd_applies(g, C):
@@ -198,7 +208,8 @@ ALGORITHMS = {
     "im2col_gemm": Algorithm(_gemm_forward, _gemm_input_grad, _gemm_weight_grad, lambda g, C: True),
     "gemm_1x1": Algorithm(_1x1_forward, _1x1_input_grad, _1x1_weight_grad,
                           lambda g, C: g.kernel == (1, 1) and g.padding == (0, 0)),
-    "winograd": Algorithm(_winograd_forward, _winograd_input_grad, _winograd_weight_grad, _winograd_applies),
+    "winograd": Algorithm(_winograd_forward, _winograd_input_grad, _winograd_weight_grad, _winograd_applies,
+                          shares=True),
     "direct": Algorithm(_direct_forward, _direct_input_grad, _direct_weight_grad,
                         lambda g, C: g.groups == 1 and C <= direct_conv.MAX_CHANNELS),
 }
@@ -209,9 +220,16 @@ to process on the 2-core development machine (ResNet-20's 16-channel forward: wi
 next)."""
 
 
-def run(which, args, g, x_shape, W_shape):
+def _call(name, which, args, shared):
+    algorithm = ALGORITHMS[name]
+    fn = algorithm[_PASS[which]]
+    return fn(*args, shared=shared) if algorithm.shares and shared is not None else fn(*args)
+
+
+def run(which, args, g, x_shape, W_shape, shared=None):
     """Run pass ``which`` ("forward", "input_grad", "weight_grad") with the algorithm ``mc.backends`` chooses;
-    returns (result, algorithm name)."""
+    returns (result, algorithm name).  ``shared``: a dict kept by the caller for the passes of one convolution,
+    in which an algorithm may leave what a later pass reuses (Winograd's channels-last copies)."""
     C = x_shape[1] // g.groups
     choice = backends.conv_algorithm
     if choice != "auto":
@@ -219,11 +237,11 @@ def run(which, args, g, x_shape, W_shape):
             raise ValueError(f"conv2d: unknown mc.backends.conv_algorithm {choice!r}; expected 'auto' or one of "
                              f"{', '.join(ALGORITHMS)}")
         name = choice if ALGORITHMS[choice].applies(g, C) else "im2col"
-        return ALGORITHMS[name][_PASS[which]](*args), name
+        return _call(name, which, args, shared), name
     key = (which, type(args[0]).__name__, args[0].dtype.str, tuple(x_shape), tuple(W_shape), g)
     name = backends.conv_choices.get(key)
     if name is not None:                         # the usual case: a shape seen before, no candidates to list
-        return ALGORITHMS[name][_PASS[which]](*args), name
+        return _call(name, which, args, shared), name
     names = [name for name, a in ALGORITHMS.items() if a.applies(g, C)]   # first call of this shape: time them
     if not SIMULATED:
         for name in names:
@@ -231,7 +249,7 @@ def run(which, args, g, x_shape, W_shape):
     timings, best = {name: float("inf") for name in names}, None
     for _ in range(1 if SIMULATED else TIMING_ROUNDS):       # rounds interleave the candidates: a burst of load
         for name in names:                                   # on a shared machine hits one round, not one candidate
-            synchronize()
+            synchronize()                                    # (each on its own, nothing shared: a fair race)
             t0 = time.perf_counter()
             out = ALGORITHMS[name][_PASS[which]](*args)
             synchronize()

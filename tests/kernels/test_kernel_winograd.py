@@ -72,9 +72,21 @@ def test_winograd_conv_matches_im2col_reference(device, problem):
     d = lambda a: backend.to_device(a, device)                         # noqa: E731
     np.testing.assert_allclose(to_cpu(WG.conv3x3(d(x), d(w), p, out)), y_ref, rtol=1e-10, atol=1e-10)
     wf = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
-    gx = WG.conv3x3(d(gy), d(wf), (2 - p[0], 2 - p[1]), shape[2:])
+    gy_prepared = WG.prepare(d(gy), (2 - p[0], 2 - p[1]), shape[2:], "test_gy")   # as Conv2dFn.backward
+    gx = WG.conv3x3(d(gy), d(wf), (2 - p[0], 2 - p[1]), shape[2:], gy_prepared)
     np.testing.assert_allclose(to_cpu(gx), gx_ref, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(to_cpu(WG.conv3x3_weight_grad(d(x), d(gy), p)), gW_ref, rtol=1e-10, atol=1e-10)
+    gW = WG.conv3x3_weight_grad(d(x), d(gy), p, gy_prepared)      # reads gy at its offset in the input
+    np.testing.assert_allclose(to_cpu(gW), gW_ref, rtol=1e-10, atol=1e-10)   # gradient's copy, where it covers
+
+
+def test_the_input_gradients_copy_of_gy_is_reused_only_where_it_holds_every_tile():
+    """Padding 1 (offset 1): the copy covers gy's tiles; padding 2 (offset 0, x 4 pixels smaller than gy): an
+    8 x 8 x's copy is 10 rows, gy's 10 x 10 needs 12, so the weight gradient copies gy itself."""
+    gy = _rand((1, 2, 8, 8), 11)
+    assert WG._covers(WG.prepare(gy, (1, 1), (8, 8)), *WG.tiles((8, 8)))
+    gy = _rand((1, 2, 10, 10), 12)
+    assert not WG._covers(WG.prepare(gy, (0, 0), (8, 8)), *WG.tiles((10, 10)))
 
 
 @pytest.mark.parametrize("cache_bytes", [1, 36 * 5 * 4 * 8 * 2])      # one image per chunk; two, then one
@@ -108,4 +120,4 @@ def test_cuda_kernels_compile_to_ptx(dtype):
     a4, a3 = dtype[:, :, :, ::1], dtype[:, :, ::1]
     assert ".entry" in compile_ptx(WG._input_gpu, (a4, T.int64, T.int64, a3, a3))
     assert ".entry" in compile_ptx(WG._output_gpu, (a3, T.int64, T.int64, a3, a4))
-    assert ".entry" in compile_ptx(WG._grad_output_gpu, (a4, T.int64, T.int64, a3, a3))
+    assert ".entry" in compile_ptx(WG._grad_output_gpu, (a4, T.int64, T.int64, T.int64, T.int64, a3, a3))
