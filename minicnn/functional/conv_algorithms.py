@@ -245,13 +245,13 @@ def run(which, args, g, x_shape, W_shape, shared=None):
     names = [name for name, a in ALGORITHMS.items() if a.applies(g, C)]   # first call of this shape: time them
     if not SIMULATED:
         for name in names:
-            ALGORITHMS[name][_PASS[which]](*args)            # warm-up: compilation, buffers
+            _call(name, which, args, shared)                 # warm-up: compilation, buffers
     timings, best = {name: float("inf") for name in names}, None
     for _ in range(1 if SIMULATED else TIMING_ROUNDS):       # rounds interleave the candidates: a burst of load
         for name in names:                                   # on a shared machine hits one round, not one candidate
-            synchronize()                                    # (each on its own, nothing shared: a fair race)
-            t0 = time.perf_counter()
-            out = ALGORITHMS[name][_PASS[which]](*args)
+            synchronize()                                    # (with ``shared`` as in later calls: what an
+            t0 = time.perf_counter()                         # earlier pass left there is valid for every run)
+            out = _call(name, which, args, shared)
             synchronize()
             timings[name] = min(timings[name], time.perf_counter() - t0)
             if best is None or timings[name] < timings[best[0]]:
