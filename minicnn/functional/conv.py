@@ -31,9 +31,7 @@ class Conv2dFn(Function):
 
     def forward(self, x, W, b=None):
         self.x, self.W = x, W
-        y, self.algorithms["forward"] = _run("forward", (x, W, self.g), self.g, x.shape, W.shape)
-        if b is not None:
-            y += b.reshape(1, -1, 1, 1)
+        y, self.algorithms["forward"] = _run("forward", (x, W, self.g), self.g, x.shape, W.shape, bias=b)
         return y
 
     def backward(self, gy):

@@ -161,8 +161,8 @@ def _1x1_weight_grad(x, gy, g, W_shape):
 # Conv2dFn.backward keeps for its two passes, so gy is copied once.  (Keeping the forward's copy of x until the
 # backward as well, in a new array per call, measured W1 106 against 108 ms but ResNet-20 706 against 676 ms:
 # not kept.)
-def _winograd_forward(x, W, g):
-    return winograd.conv3x3(x, W, g.padding, g.out_size)
+def _winograd_forward(x, W, g, bias=None):
+    return winograd.conv3x3(x, W, g.padding, g.out_size, bias=bias)
 
 
 def _winograd_input_grad(gy, W, g, x_shape, shared=None):
@@ -194,8 +194,10 @@ def _direct_weight_grad(x, gy, g, W_shape):
 
 
 # ---- the algorithms and the choice among them ---------------------------------------------------------------------
-Algorithm = namedtuple("Algorithm", "forward input_grad weight_grad applies shares", defaults=(False,))
-"""The three passes, ``applies(geometry, C / groups)``, and ``shares``: whether the passes take ``shared``."""
+Algorithm = namedtuple("Algorithm", "forward input_grad weight_grad applies shares adds_bias",
+                       defaults=(False, False))
+"""The three passes, ``applies(geometry, C / groups)``, ``shares``: whether the passes take ``shared``, and
+``adds_bias``: whether the forward takes ``bias`` (else ``run`` adds it)."""
 
 
 def _winograd_applies(g, C):
@@ -209,7 +211,7 @@ ALGORITHMS = {
     "gemm_1x1": Algorithm(_1x1_forward, _1x1_input_grad, _1x1_weight_grad,
                           lambda g, C: g.kernel == (1, 1) and g.padding == (0, 0)),
     "winograd": Algorithm(_winograd_forward, _winograd_input_grad, _winograd_weight_grad, _winograd_applies,
-                          shares=True),
+                          shares=True, adds_bias=True),
     "direct": Algorithm(_direct_forward, _direct_input_grad, _direct_weight_grad,
                         lambda g, C: g.groups == 1 and C <= direct_conv.MAX_CHANNELS),
 }
@@ -220,16 +222,24 @@ to process on the 2-core development machine (ResNet-20's 16-channel forward: wi
 next)."""
 
 
-def _call(name, which, args, shared):
+def _call(name, which, args, shared, bias):
     algorithm = ALGORITHMS[name]
-    fn = algorithm[_PASS[which]]
-    return fn(*args, shared=shared) if algorithm.shares and shared is not None else fn(*args)
+    fn, kwargs = algorithm[_PASS[which]], {}
+    if algorithm.shares and shared is not None:
+        kwargs["shared"] = shared
+    if bias is not None and algorithm.adds_bias:
+        kwargs["bias"] = bias
+    out = fn(*args, **kwargs)
+    if bias is not None and not algorithm.adds_bias:
+        out += bias.reshape(1, -1, 1, 1)
+    return out
 
 
-def run(which, args, g, x_shape, W_shape, shared=None):
+def run(which, args, g, x_shape, W_shape, shared=None, bias=None):
     """Run pass ``which`` ("forward", "input_grad", "weight_grad") with the algorithm ``mc.backends`` chooses;
     returns (result, algorithm name).  ``shared``: a dict kept by the caller for the passes of one convolution,
-    in which an algorithm may leave what a later pass reuses (Winograd's channels-last copies)."""
+    in which an algorithm may leave what a later pass reuses (Winograd's channels-last copies).  ``bias`` (OC,):
+    added to a forward's result, by the algorithm itself where it can (Winograd's output transform)."""
     C = x_shape[1] // g.groups
     choice = backends.conv_algorithm
     if choice != "auto":
@@ -237,21 +247,21 @@ def run(which, args, g, x_shape, W_shape, shared=None):
             raise ValueError(f"conv2d: unknown mc.backends.conv_algorithm {choice!r}; expected 'auto' or one of "
                              f"{', '.join(ALGORITHMS)}")
         name = choice if ALGORITHMS[choice].applies(g, C) else "im2col"
-        return _call(name, which, args, shared), name
+        return _call(name, which, args, shared, bias), name
     key = (which, type(args[0]).__name__, args[0].dtype.str, tuple(x_shape), tuple(W_shape), g)
     name = backends.conv_choices.get(key)
     if name is not None:                         # the usual case: a shape seen before, no candidates to list
-        return _call(name, which, args, shared), name
+        return _call(name, which, args, shared, bias), name
     names = [name for name, a in ALGORITHMS.items() if a.applies(g, C)]   # first call of this shape: time them
     if not SIMULATED:
         for name in names:
-            _call(name, which, args, shared)                 # warm-up: compilation, buffers
+            _call(name, which, args, shared, bias)           # warm-up: compilation, buffers
     timings, best = {name: float("inf") for name in names}, None
     for _ in range(1 if SIMULATED else TIMING_ROUNDS):       # rounds interleave the candidates: a burst of load
         for name in names:                                   # on a shared machine hits one round, not one candidate
             synchronize()                                    # (with ``shared`` as in later calls: what an
             t0 = time.perf_counter()                         # earlier pass left there is valid for every run)
-            out = _call(name, which, args, shared)
+            out = _call(name, which, args, shared, bias)
             synchronize()
             timings[name] = min(timings[name], time.perf_counter() - t0)
             if best is None or timings[name] < timings[best[0]]:

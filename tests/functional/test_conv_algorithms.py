@@ -80,9 +80,12 @@ def test_forced_algorithm_matches_the_references(algorithm, device, data):
     x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
     gy = rng.standard_normal((x_shape[0], w_shape[0]) + _out_size(x_shape, w_shape, s, p, d))
     y_ref, gx_ref, gW_ref = _references(x, w, gy, s, p, d, G)
+    b = rng.standard_normal(w_shape[0])                       # added by the algorithm (Winograd) or after it
+    y_ref = y_ref + b.reshape(1, -1, 1, 1)
     xt, wt = (mc.tensor(a, dtype=np.float64, device=device, requires_grad=True) for a in (x, w))
     with forced(algorithm):
-        y = F.conv2d(xt, wt, stride=s, padding=p, dilation=d, groups=G)
+        y = F.conv2d(xt, wt, mc.tensor(b, dtype=np.float64, device=device), stride=s, padding=p, dilation=d,
+                     groups=G)
         fn = y._ctx
         y.backward(mc.tensor(gy, dtype=np.float64, device=device))
     if not (G > 1 and x_shape[1] == G):                                      # depthwise has its own kernels

@@ -71,6 +71,9 @@ def test_winograd_conv_matches_im2col_reference(device, problem):
     y_ref, gx_ref, gW_ref = _conv_refs(x, w, gy, p, out)
     d = lambda a: backend.to_device(a, device)                         # noqa: E731
     np.testing.assert_allclose(to_cpu(WG.conv3x3(d(x), d(w), p, out)), y_ref, rtol=1e-10, atol=1e-10)
+    bias = _rand(OC, 13)                                               # added by the output transform
+    y = WG.conv3x3(d(x), d(w), p, out, bias=d(bias))
+    np.testing.assert_allclose(to_cpu(y), y_ref + bias.reshape(1, -1, 1, 1), rtol=1e-10, atol=1e-10)
     wf = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
     gy_prepared = WG.prepare(d(gy), (2 - p[0], 2 - p[1]), shape[2:], "test_gy")   # as Conv2dFn.backward
     gx = WG.conv3x3(d(gy), d(wf), (2 - p[0], 2 - p[1]), shape[2:], gy_prepared)
@@ -119,5 +122,5 @@ def test_float32_error_on_w1_shaped_data_is_below_1e_4():
 def test_cuda_kernels_compile_to_ptx(dtype):
     a4, a3 = dtype[:, :, :, ::1], dtype[:, :, ::1]
     assert ".entry" in compile_ptx(WG._input_gpu, (a4, T.int64, T.int64, a3, a3))
-    assert ".entry" in compile_ptx(WG._output_gpu, (a3, T.int64, T.int64, a3, a4))
+    assert ".entry" in compile_ptx(WG._output_gpu, (a3, dtype[::1], T.int64, T.int64, a3, a4))
     assert ".entry" in compile_ptx(WG._grad_output_gpu, (a4, T.int64, T.int64, T.int64, T.int64, a3, a3))
