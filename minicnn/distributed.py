@@ -116,7 +116,8 @@ def init_process_group(backend="mpi", comm=None, abort_on_exception=True):
         hook = sys.excepthook
 
         def abort(kind, value, tb):
-            hook(kind, value, tb)
+            print(f"rank {_world.rank}: {kind.__name__}: {value}", file=sys.stderr)    # the cause first: a
+            hook(kind, value, tb)                                                    # traceback can be cut off
             abort_all(1)
         sys.excepthook = abort
     return _world
@@ -127,7 +128,14 @@ def abort_all(code=1):
     if _world is not None and _world.size > 1:
         sys.stdout.flush()
         sys.stderr.flush()
+        time.sleep(ABORT_GRACE_S)
         _world.comm.Abort(code)
+
+
+ABORT_GRACE_S = 0.5
+"""``abort_all`` waits this long between flushing this rank's output and the abort: MPICH's launcher kills every
+rank at once, and what its proxies had not yet passed on of the failing rank's stderr was lost (one CI run of
+the failing-rank test got the traceback cut off before the line naming the error)."""
 
 
 def destroy_process_group():

@@ -101,6 +101,6 @@ def test_kmeans_anchors_are_buffers_restored_from_a_checkpoint(name, tmp_path):
         np.testing.assert_array_equal(p["boxes"], q["boxes"])
 
 
-@pytest.mark.parametrize("name, steps", [("yolo_v1", 200), ("yolo_v2", 50), ("yolo_v3", 40)])
+@pytest.mark.parametrize("name, steps", [("yolo_v1", 300), ("yolo_v2", 50), ("yolo_v3", 40)])
 def test_yolo_overfits_one_batch(name, steps):
     overfit(name, steps)
