@@ -322,22 +322,40 @@ def _prepared(x, top, left, HP, WP, name):
     """x (N, C, H, W) at (top, left) in a zero-padded buffer of HP x WP pixels, laid out as the transform kernels
     read it: channels last (N, HP, WP, C) on the CPU, NCHW (N, C, HP, WP) on the GPU.  Done once for the whole
     batch: each launch of a parallel CPU kernel costs tens of microseconds here.  The buffer is the reused
-    scratch ``name``."""
+    scratch ``name`` (None: a kept buffer, ``_kept``)."""
     cpu = device_of(x) == "cpu"
     shape = (x.shape[0], HP, WP, x.shape[1]) if cpu else x.shape[:2] + (HP, WP)
-    xt = scratch(name, shape, x.dtype, x)
+    xt = scratch(name, shape, x.dtype, x) if name is not None else _kept(shape, x.dtype, x)
     if not cpu:
         return pad_into(x, top, left, xt)
     _channels_last_cpu(np.ascontiguousarray(x), top, left, xt)
     return xt
 
 
-def prepare(x, padding, out_size, name="winograd_x"):
+def prepare(x, padding, out_size, name="winograd_x", keep=False):
     """x as ``conv3x3`` reads it for an output of ``out_size`` with top/left ``padding``: (array, padding), the
     array zero-padded to whole input tiles (``_prepared``, in scratch ``name``).  An input gradient's copy of gy
-    can be handed on to the weight gradient (``conv3x3_weight_grad``), which reads the same image."""
+    can be handed on to the weight gradient (``conv3x3_weight_grad``), which reads the same image.  ``keep``: in
+    a buffer of its own (``_kept``) rather than the scratch, for a later pass; hand it back with ``release``."""
     TH, TW = tiles(out_size)
-    return _prepared(x, padding[0], padding[1], 4 * TH + 2, 4 * TW + 2, name), tuple(padding)
+    return _prepared(x, padding[0], padding[1], 4 * TH + 2, 4 * TW + 2, None if keep else name), tuple(padding)
+
+
+_free = {}
+"""Buffers of kept copies handed back (``release``), by (array type, shape, dtype), for the next ``prepare(...,
+keep=True)`` of that shape: a convolution's forward keeps its copy of x until its backward, so a training step
+holds one per convolution at its peak, and the next step reuses them instead of allocating them again."""
+
+
+def _kept(shape, dtype, like):
+    free = _free.get((type(like), shape, np.dtype(dtype)))
+    return free.pop() if free else empty(shape, like, dtype)
+
+
+def release(prepared):
+    """Hand a kept copy (``prepare(..., keep=True)``) back for reuse; the caller must be done with it."""
+    a = prepared[0]
+    _free.setdefault((type(a), a.shape, a.dtype), []).append(a)
 
 
 def _prepared_grad(gy, TH, TW):
@@ -459,19 +477,20 @@ def conv3x3(x, W, padding, out_size, prepared=None, bias=None):
     return y
 
 
-def conv3x3_weight_grad(x, gy, padding, prepared_gy=None):
+def conv3x3_weight_grad(x, gy, padding, prepared_gy=None, prepared_x=None):
     """gW (OC, C, 3, 3) of ``conv3x3`` for the upstream gradient gy: gU[xi] = sum over chunks of images of
     V[xi]^T @ gM[xi], gW = G^T gU G.
 
     ``prepared_gy``: gy as the input gradient's ``conv3x3`` prepared it (``prepare``; gy at an offset), used
-    where it holds gy's whole tiles, rather than copy gy again (4.7 ms of W1's step)."""
+    where it holds gy's whole tiles, rather than copy gy again (4.7 ms of W1's step).  ``prepared_x``: x as the
+    forward prepared it (``prepare(x, padding, gy's size)``), if it was kept."""
     C, OC = x.shape[1], gy.shape[1]
     TH, TW = tiles(gy.shape[2:])
     xp = get_array_module(x)
     if prepared_gy is None or not _covers(prepared_gy, TH, TW):
         prepared_gy = _prepared_grad(gy, TH, TW)
     gys, (top, left) = prepared_gy
-    xs = prepare(x, padding, gy.shape[2:])[0]
+    xs = (prepared_x or prepare(x, padding, gy.shape[2:]))[0]
     gU = xp.zeros((36, C, OC), x.dtype)
     for n0, n1, V in _input_chunks(x, xs, TH, TW, OC):
         gM = scratch("winograd_gM", (36, V.shape[1], OC), x.dtype, x)

@@ -8,10 +8,10 @@ MobileNet) runs the direct kernels of ``kernels/depthwise.py``.
 """
 import numpy as np
 
-from minicnn.autograd import Function, Tensor
+from minicnn.autograd import Function, Tensor, is_grad_enabled
 from minicnn.kernels import depthwise, im2col
 from minicnn.functional._args import pair as _pair
-from minicnn.functional.conv_algorithms import ALGORITHMS, Geometry, run as _run
+from minicnn.functional.conv_algorithms import ALGORITHMS, Geometry, release as _release, run as _run
 
 __all__ = ["conv2d", "conv_transpose2d", "Conv2dFn", "ConvTranspose2dFn", "DepthwiseConv2dFn", "ALGORITHMS"]
 
@@ -29,21 +29,36 @@ class Conv2dFn(Function):
     def __init__(self, geometry):
         self.g, self.algorithms = geometry, {}
 
+    def __call__(self, x, W, *b):
+        # what one pass leaves for a later one (Winograd's channels-last copies): the forward's copy of x for the
+        # weight gradient, if there will be one; the input gradient's copy of gy for the weight gradient
+        self.shared = {} if KEEP_X and is_grad_enabled() and getattr(W, "requires_grad", False) else None
+        return super().__call__(x, W, *b)
+
     def forward(self, x, W, b=None):
         self.x, self.W = x, W
-        y, self.algorithms["forward"] = _run("forward", (x, W, self.g), self.g, x.shape, W.shape, bias=b)
+        y, self.algorithms["forward"] = _run("forward", (x, W, self.g), self.g, x.shape, W.shape, self.shared,
+                                             bias=b)
         return y
 
     def backward(self, gy):
         g, gx, gW = self.g, None, None
-        shared = {}                                  # gy's copy, from the input gradient to the weight gradient
+        shared = self.shared if self.shared is not None else {}
         if _needs_grad(self, 0):
             gx, self.algorithms["input_grad"] = _run("input_grad", (gy, self.W, g, self.x.shape), g, self.x.shape,
                                                      self.W.shape, shared)
         if _needs_grad(self, 1):
             gW, self.algorithms["weight_grad"] = _run("weight_grad", (self.x, gy, g, self.W.shape), g,
                                                       self.x.shape, self.W.shape, shared)
+        _release(shared)                             # a second backward (retain_graph) copies x again
+        shared.pop("gy", None)
         return (gx, gW) if len(self.inputs) == 2 else (gx, gW, gy.sum(axis=(0, 2, 3)))
+
+
+KEEP_X = True
+"""Whether a convolution whose weight takes a gradient keeps what its forward prepared (Winograd's copy of x)
+for its backward (conv_algorithms.py, the Winograd section); False copies x again in the backward (for A/B
+timing)."""
 
 
 class ConvTranspose2dFn(Function):

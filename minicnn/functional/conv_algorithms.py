@@ -25,7 +25,7 @@ from minicnn import backends
 from minicnn.backend import SIMULATED, empty, get_array_module, images_per_chunk, scratch, synchronize
 from minicnn.kernels import direct_conv, im2col, winograd
 
-__all__ = ["ALGORITHMS", "Algorithm", "Geometry", "run"]
+__all__ = ["ALGORITHMS", "Algorithm", "Geometry", "release", "run"]
 
 Geometry = namedtuple("Geometry", "kernel stride padding dilation groups out_size")
 """One conv2d from an image to its output: pairs (per axis) for kernel, stride, top/left padding, dilation and
@@ -157,12 +157,20 @@ def _1x1_weight_grad(x, gy, g, W_shape):
 
 # ---- Winograd F(4x4, 3x3) -----------------------------------------------------------------------------------------
 # The passes read their images as channels-last, zero-padded copies (``winograd.prepare``: 4.7 ms for W1's x on
-# the 2-core machine).  The input gradient's copy of gy goes on to the weight gradient in ``shared``, a dict that
-# Conv2dFn.backward keeps for its two passes, so gy is copied once.  (Keeping the forward's copy of x until the
-# backward as well, in a new array per call, measured W1 106 against 108 ms but ResNet-20 706 against 676 ms:
-# not kept.)
-def _winograd_forward(x, W, g, bias=None):
-    return winograd.conv3x3(x, W, g.padding, g.out_size, bias=bias)
+# the 2-core machine).  ``shared``, a dict Conv2dFn keeps from its forward to its backward, hands them on: the
+# forward's copy of x to the weight gradient (in a buffer of its own, handed back after the backward and reused
+# by the next step's forward of that shape), and the input gradient's copy of gy to the weight gradient.  Keeping
+# x's copy, 12 interleaved rounds on the Intel Xeon (Rocket Lake, AVX-512) machine: W1 107.0 against 113.3 ms
+# (faster in 9 of 12), ResNet-20 689.8 against 729.7 ms (8 of 12); an earlier try with a new array per call (no
+# reuse) had made ResNet-20 slower (706 against 676 ms).
+def _winograd_forward(x, W, g, bias=None, shared=None):
+    """With ``shared`` (the weight gradient will run): x's copy is kept there for it, in a buffer of its own."""
+    if shared is None:
+        return winograd.conv3x3(x, W, g.padding, g.out_size, bias=bias)
+    if "x" in shared:                                        # autotuning runs the forward more than once
+        winograd.release(shared.pop("x"))
+    shared["x"] = winograd.prepare(x, g.padding, g.out_size, keep=True)
+    return winograd.conv3x3(x, W, g.padding, g.out_size, shared["x"], bias=bias)
 
 
 def _winograd_input_grad(gy, W, g, x_shape, shared=None):
@@ -177,7 +185,14 @@ def _winograd_input_grad(gy, W, g, x_shape, shared=None):
 
 
 def _winograd_weight_grad(x, gy, g, W_shape, shared=None):
-    return winograd.conv3x3_weight_grad(x, gy, g.padding, (shared or {}).get("gy"))
+    shared = shared or {}
+    return winograd.conv3x3_weight_grad(x, gy, g.padding, shared.get("gy"), shared.get("x"))
+
+
+def release(shared):
+    """Hand back what the forward kept in ``shared`` for the backward; call it when the backward is done."""
+    if "x" in shared:
+        winograd.release(shared.pop("x"))
 
 
 # ---- direct loops -------------------------------------------------------------------------------------------------

@@ -183,3 +183,57 @@ def test_unknown_algorithm_is_an_error(monkeypatch):
 def test_geometry_is_hashable_for_the_cache():
     g = Geometry((3, 3), (1, 1), (1, 1), (1, 1), 1, (8, 8))
     assert {g: 1}[Geometry((3, 3), (1, 1), (1, 1), (1, 1), 1, (8, 8))] == 1
+
+
+def _winograd_grads(x, w, gy, calls=1, backwards=1):
+    """conv2d forced to Winograd, applied ``calls`` times to x before one backward (summed), run ``backwards``
+    times (retain_graph): the gradients of each backward."""
+    xt, wt = (mc.tensor(a, dtype=np.float64, requires_grad=True) for a in (x, w))
+    with forced("winograd"):
+        ys = [F.conv2d(xt, wt, padding=1) for _ in range(calls)]
+        y = ys[0] if calls == 1 else ys[0] + ys[1]
+        out = []
+        for _ in range(backwards):
+            xt.grad = wt.grad = None
+            y.backward(mc.tensor(gy, dtype=np.float64), retain_graph=True)
+            out.append((xt.grad.numpy().copy(), wt.grad.numpy().copy()))
+    return out
+
+
+def test_winograd_keeps_the_forwards_copy_of_x_for_the_weight_gradient_and_reuses_it_next_step():
+    """The forward keeps x's channels-last copy in a buffer of its own for the weight gradient; the backward
+    hands it back, and the next forward of that shape takes the same buffer."""
+    from minicnn.kernels import winograd as WG
+    rng = np.random.default_rng(0)
+    x, w, gy = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal((2, 4, 6, 6))
+    _, gx_ref, gW_ref = _references(x, w, gy, (1, 1), (1, 1), (1, 1), 1)
+    kept = []
+    with forced("winograd"):
+        for _ in range(2):
+            xt, wt = (mc.tensor(a, dtype=np.float64, requires_grad=True) for a in (x, w))
+            y = F.conv2d(xt, wt, padding=1)
+            fn = y._ctx
+            kept.append(fn.shared["x"][0])
+            y.backward(mc.tensor(gy, dtype=np.float64))
+            assert "x" not in fn.shared                              # handed back
+            assert any(a is kept[-1] for a in WG._free[(np.ndarray, kept[-1].shape, kept[-1].dtype)])
+            np.testing.assert_allclose(wt.grad.numpy(), gW_ref, rtol=1e-10, atol=1e-10)
+            np.testing.assert_allclose(xt.grad.numpy(), gx_ref, rtol=1e-10, atol=1e-10)
+        with mc.no_grad():                                             # no backward to come: nothing kept
+            assert F.conv2d(mc.tensor(x), mc.tensor(w), padding=1)._ctx is None
+    assert kept[0] is kept[1]
+
+
+def test_winograd_gradients_of_a_second_backward_and_of_a_shared_weight():
+    """retain_graph: the second backward (its forward's copy already handed back) copies x again and gets the
+    same gradients; a weight used twice before one backward: each call keeps its own copy."""
+    rng = np.random.default_rng(1)
+    x, w, gy = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal((2, 4, 6, 6))
+    _, gx_ref, gW_ref = _references(x, w, gy, (1, 1), (1, 1), (1, 1), 1)
+    (gx1, gW1), (gx2, gW2) = _winograd_grads(x, w, gy, backwards=2)
+    np.testing.assert_allclose(gW1, gW_ref, rtol=1e-10, atol=1e-10)
+    np.testing.assert_array_equal(gW2, gW1)
+    np.testing.assert_array_equal(gx2, gx1)
+    [(gx, gW)] = _winograd_grads(x, w, gy, calls=2)
+    np.testing.assert_allclose(gW, 2 * gW_ref, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(gx, 2 * gx_ref, rtol=1e-10, atol=1e-10)
