@@ -150,7 +150,8 @@ def recorded():
             if name.startswith("launch") and callable(getattr(m, name)):
                 mp.setattr(m, name, recorder)
     try:
-        _drive(mods)
+        with np.errstate(all="ignore"):              # nothing runs: the arrays the GEMMs between launches read
+            _drive(mods)                             # hold whatever memory they were given
     finally:
         mp.undo()
     return mods, {k: (v[0], sorted(v[1], key=str)) for k, v in seen.items()}
