@@ -51,7 +51,6 @@ class Conv2dFn(Function):
             gW, self.algorithms["weight_grad"] = _run("weight_grad", (self.x, gy, g, self.W.shape), g,
                                                       self.x.shape, self.W.shape, shared)
         _release(shared)                             # a second backward (retain_graph) copies x again
-        shared.pop("gy", None)
         return (gx, gW) if len(self.inputs) == 2 else (gx, gW, gy.sum(axis=(0, 2, 3)))
 
 

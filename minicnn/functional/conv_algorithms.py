@@ -190,9 +190,11 @@ def _winograd_weight_grad(x, gy, g, W_shape, shared=None):
 
 
 def release(shared):
-    """Hand back what the forward kept in ``shared`` for the backward; call it when the backward is done."""
+    """Empty ``shared`` when the backward is done: the forward's kept copy of x goes back for reuse, and the
+    reference to gy's copy (a scratch buffer later calls overwrite) is dropped."""
     if "x" in shared:
         winograd.release(shared.pop("x"))
+    shared.clear()
 
 
 # ---- direct loops -------------------------------------------------------------------------------------------------

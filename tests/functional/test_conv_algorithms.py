@@ -190,8 +190,9 @@ def _winograd_grads(x, w, gy, calls=1, backwards=1):
     times (retain_graph): the gradients of each backward."""
     xt, wt = (mc.tensor(a, dtype=np.float64, requires_grad=True) for a in (x, w))
     with forced("winograd"):
-        ys = [F.conv2d(xt, wt, padding=1) for _ in range(calls)]
-        y = ys[0] if calls == 1 else ys[0] + ys[1]
+        y = F.conv2d(xt, wt, padding=1)
+        for _ in range(calls - 1):
+            y = y + F.conv2d(xt, wt, padding=1)
         out = []
         for _ in range(backwards):
             xt.grad = wt.grad = None
