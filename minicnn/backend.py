@@ -243,6 +243,35 @@ def images_per_chunk(like, bytes_per_image, budget):
     return N if device_of(like) != "cpu" else max(1, min(N, budget // bytes_per_image))
 
 
+_lanes = {}                                     # thread pools of split_across_threads, by number of threads
+_blas_controller = None
+
+
+def split_across_threads(chunks, run):
+    """``run(share)`` on each CPU thread (``numba.get_num_threads()`` of them), ``share`` its turn of ``chunks``
+    (chunks i, i + T, i + 2T, ... for thread i of T), with Numba's kernels and BLAS on one thread each while they
+    run; returns the results, one per thread, in thread order.  The other way round from a parallel kernel: the
+    threads split the work between them once, instead of every kernel and GEMM splitting its own small piece and
+    handing over between Numba's and OpenBLAS's thread pools in between.  The shares are fixed by position, so a
+    sum of the results is the same from run to run.  With one thread (or one chunk): ``[run(chunks)]``."""
+    import numba
+    from concurrent.futures import ThreadPoolExecutor, wait
+    global _blas_controller
+    T = min(numba.get_num_threads(), len(chunks))
+    if T < 2:
+        return [run(chunks)]
+    if T not in _lanes:                           # numba.set_num_threads is per thread: 1 in each worker
+        _lanes[T] = ThreadPoolExecutor(T, thread_name_prefix="minicnn-lane", initializer=numba.set_num_threads,
+                                       initargs=(1,))
+    if _blas_controller is None:
+        from threadpoolctl import ThreadpoolController
+        _blas_controller = ThreadpoolController()   # found once: the context below then costs microseconds
+    with _blas_controller.limit(limits=1, user_api="blas"):
+        futures = [_lanes[T].submit(run, chunks[i::T]) for i in range(T)]
+        wait(futures)                             # all done (or failed) before BLAS gets its threads back
+    return [f.result() for f in futures]
+
+
 def set_num_threads(n):
     """Run Numba's CPU kernels and NumPy's BLAS on ``n`` threads (like ``torch.set_num_threads``); returns a
     function that restores the previous setting."""

@@ -11,6 +11,7 @@ Convolution algorithms (``minicnn/functional/conv.py`` runs them; each has its k
     im2col_gemm   im2col + one GEMM over the whole batch (kernels/im2col.py, batch layout); any geometry, groups
     gemm_1x1      1x1 filters, no padding: the image itself is the column matrix, no im2col at all
     winograd      Winograd F(4x4, 3x3) for 3x3 stride-1 filters (kernels/winograd.py)
+    winograd_split  the same, the batch's chunks split between the CPU threads, each on one thread (many channels)
     direct        direct loops for few channels, where GEMMs are too skinny for BLAS (kernels/direct_conv.py)
 
 ``"auto"`` mirrors ``torch.backends.cudnn.benchmark``: the first call of each (pass, device, dtype, shapes,
@@ -23,7 +24,7 @@ import types
 
 __all__ = ["conv_algorithm", "conv_choices", "conv_timings", "reset", "CONV_ALGORITHMS", "cudnn", "mps"]
 
-CONV_ALGORITHMS = ("im2col", "im2col_gemm", "gemm_1x1", "winograd", "direct")
+CONV_ALGORITHMS = ("im2col", "im2col_gemm", "gemm_1x1", "winograd", "winograd_split", "direct")
 
 conv_algorithm = "auto"
 conv_choices = {}           # (pass, device, dtype, x shape, W shape, geometry) -> algorithm name

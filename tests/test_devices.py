@@ -37,3 +37,31 @@ def test_moves_are_differentiable(device):
     z.sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), 2)
     assert x.grad.device == "cpu"
+
+
+@pytest.mark.skipif(__import__("numba").config.NUMBA_NUM_THREADS < 2, reason="needs two CPU threads")
+def test_split_across_threads_deals_the_chunks_out_and_runs_each_share_on_one_thread():
+    """Thread i of T gets chunks i, i + T, ...; inside, Numba and BLAS run on one thread; afterwards the caller's
+    settings are back.  An error in one share reaches the caller."""
+    import threading
+    import numba
+    from threadpoolctl import threadpool_info
+    seen = []
+
+    def run(share):
+        blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+        seen.append((threading.get_ident(), numba.get_num_threads(), blas))
+        return share
+
+    restore = mc.set_num_threads(2)
+    try:
+        assert backend.split_across_threads(list(range(5)), run) == [[0, 2, 4], [1, 3]]
+        assert len({ident for ident, _, _ in seen}) == 2 and threading.get_ident() not in {s[0] for s in seen}
+        assert all(n == 1 and all(b == 1 for b in blas) for _, n, blas in seen)
+        assert numba.get_num_threads() == 2
+        assert all(i["num_threads"] == 2 for i in threadpool_info() if i["user_api"] == "blas")
+        assert backend.split_across_threads([7], run) == [[7]]                  # one chunk: no threads
+        with pytest.raises(ZeroDivisionError):
+            backend.split_across_threads([0, 1], lambda share: 1 / share[0])
+    finally:
+        restore()

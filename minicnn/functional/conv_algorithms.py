@@ -11,6 +11,9 @@ geometries it can run (its ``applies``):
                   but the output and the upstream gradient need a transposing copy
     gemm_1x1      1x1 filters without padding: the (strided) image is already the column matrix
     winograd      F(4x4, 3x3) for 3x3 stride-1 filters: a quarter of the multiplies (kernels/winograd.py)
+    winograd_split  the same with the batch's chunks split between the CPU threads, each running its share's
+                  transforms and GEMMs on one thread (``backend.split_across_threads``), instead of every kernel
+                  and GEMM of every chunk splitting itself between the threads; on the GPU the same as winograd
     direct        plain loops over a few channels (kernels/direct_conv.py)
 
 ``run(pass, args, geometry, x_shape, W_shape)`` runs the algorithm ``mc.backends.conv_algorithm`` names, or, for
@@ -20,6 +23,7 @@ Columns are recomputed in backward rather than kept from forward: they are KH*KW
 """
 import time
 from collections import namedtuple
+from functools import partial
 
 from minicnn import backends
 from minicnn.backend import SIMULATED, empty, get_array_module, images_per_chunk, scratch, synchronize
@@ -163,17 +167,17 @@ def _1x1_weight_grad(x, gy, g, W_shape):
 # x's copy, 12 interleaved rounds on the Intel Xeon (Rocket Lake, AVX-512) machine: W1 107.0 against 113.3 ms
 # (faster in 9 of 12), ResNet-20 689.8 against 729.7 ms (8 of 12); an earlier try with a new array per call (no
 # reuse) had made ResNet-20 slower (706 against 676 ms).
-def _winograd_forward(x, W, g, bias=None, shared=None):
+def _winograd_forward(x, W, g, bias=None, shared=None, split=False):
     """With ``shared`` (the weight gradient will run): x's copy is kept there for it, in a buffer of its own."""
     if shared is None:
-        return winograd.conv3x3(x, W, g.padding, g.out_size, bias=bias)
+        return winograd.conv3x3(x, W, g.padding, g.out_size, bias=bias, split=split)
     if "x" in shared:                                        # autotuning runs the forward more than once
         winograd.release(shared.pop("x"))
     shared["x"] = winograd.prepare(x, g.padding, g.out_size, keep=True)
-    return winograd.conv3x3(x, W, g.padding, g.out_size, shared["x"], bias=bias)
+    return winograd.conv3x3(x, W, g.padding, g.out_size, shared["x"], bias=bias, split=split)
 
 
-def _winograd_input_grad(gy, W, g, x_shape, shared=None):
+def _winograd_input_grad(gy, W, g, x_shape, shared=None, split=False):
     """A 3x3 stride-1 correlation of gy with the filters transposed (OC <-> C) and turned by 180 degrees; tap ky
     of the forward reaches input row iy from output row iy + PH - ky, so the padding becomes 2 - PH."""
     Wf = get_array_module(W).ascontiguousarray(W.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
@@ -181,12 +185,17 @@ def _winograd_input_grad(gy, W, g, x_shape, shared=None):
     prepared = winograd.prepare(gy, padding, tuple(x_shape[2:]), "winograd_gy")
     if shared is not None:
         shared["gy"] = prepared
-    return winograd.conv3x3(gy, Wf, padding, tuple(x_shape[2:]), prepared)
+    return winograd.conv3x3(gy, Wf, padding, tuple(x_shape[2:]), prepared, split=split)
 
 
-def _winograd_weight_grad(x, gy, g, W_shape, shared=None):
+def _winograd_weight_grad(x, gy, g, W_shape, shared=None, split=False):
     shared = shared or {}
-    return winograd.conv3x3_weight_grad(x, gy, g.padding, shared.get("gy"), shared.get("x"))
+    return winograd.conv3x3_weight_grad(x, gy, g.padding, shared.get("gy"), shared.get("x"), split=split)
+
+
+def _winograd(split):
+    return Algorithm(partial(_winograd_forward, split=split), partial(_winograd_input_grad, split=split),
+                     partial(_winograd_weight_grad, split=split), _winograd_applies, shares=True, adds_bias=True)
 
 
 def release(shared):
@@ -227,8 +236,8 @@ ALGORITHMS = {
     "im2col_gemm": Algorithm(_gemm_forward, _gemm_input_grad, _gemm_weight_grad, lambda g, C: True),
     "gemm_1x1": Algorithm(_1x1_forward, _1x1_input_grad, _1x1_weight_grad,
                           lambda g, C: g.kernel == (1, 1) and g.padding == (0, 0)),
-    "winograd": Algorithm(_winograd_forward, _winograd_input_grad, _winograd_weight_grad, _winograd_applies,
-                          shares=True, adds_bias=True),
+    "winograd": _winograd(split=False),
+    "winograd_split": _winograd(split=True),
     "direct": Algorithm(_direct_forward, _direct_input_grad, _direct_weight_grad,
                         lambda g, C: g.groups == 1 and C <= direct_conv.MAX_CHANNELS),
 }

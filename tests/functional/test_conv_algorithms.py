@@ -34,9 +34,9 @@ def forced(name):
 @st.composite
 def geometries(draw, name, small):
     """(x shape, W shape, stride, padding, dilation, groups) that algorithm ``name`` runs."""
-    N, G = draw(st.integers(1, 2)), 1 if name in ("winograd", "direct") else draw(st.integers(1, 2))
+    N, G = draw(st.integers(1, 2)), 1 if name in ("winograd", "winograd_split", "direct") else draw(st.integers(1, 2))
     Cg, OCg = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    if name == "winograd":
+    if name.startswith("winograd"):
         k, s, d = (3, 3), (1, 1), (1, 1)
         p = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
     elif name == "gemm_1x1":
@@ -165,7 +165,7 @@ def test_auto_times_every_applicable_candidate_and_caches_the_winner(device, mon
     y.backward(mc.tensor(rng.standard_normal(y.shape), device=device))
     assert len(backends.conv_choices) == 3                                  # forward, input_grad, weight_grad
     for key, name in backends.conv_choices.items():
-        assert set(backends.conv_timings[key]) == {"im2col", "im2col_gemm", "winograd", "direct"}
+        assert set(backends.conv_timings[key]) == {"im2col", "im2col_gemm", "winograd", "winograd_split", "direct"}
         assert name == min(backends.conv_timings[key], key=backends.conv_timings[key].get)
     first = dict(backends.conv_choices)
     y2 = F.conv2d(x, w, padding=1)                                           # the cached choice, timed no more

@@ -1,6 +1,7 @@
 """kernels/winograd.py: the transforms' CPU and CUDA kernels against their NumPy references on drawn sizes, the
 Winograd convolution (forward, input gradient, weight gradient) against im2col's reference, its float32 error
 on W1-shaped data, and every CUDA kernel compiled to PTX."""
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -92,16 +93,33 @@ def test_the_input_gradients_copy_of_gy_is_reused_only_where_it_holds_every_tile
     assert not WG._covers(WG.prepare(gy, (0, 0), (8, 8)), *WG.tiles((10, 10)))
 
 
+@pytest.mark.parametrize("split", [False, True])
 @pytest.mark.parametrize("cache_bytes", [1, 36 * 5 * 4 * 8 * 2])      # one image per chunk; two, then one
-def test_winograd_conv_in_chunks_of_images_matches_the_whole_batch(monkeypatch, cache_bytes):
+def test_winograd_conv_in_chunks_of_images_matches_the_whole_batch(monkeypatch, cache_bytes, split):
     """On the CPU the batch goes through V and M a chunk of images at a time (``CACHE_BYTES``): the chunks,
-    including a shorter last one, give the reference results."""
+    including a shorter last one, give the reference results, also with the chunks split between the CPU threads
+    (``split``; where Numba has two or more)."""
     monkeypatch.setattr(WG, "CACHE_BYTES", cache_bytes)
     x, w, gy = _rand((3, 2, 7, 6), 8), _rand((3, 2, 3, 3), 9), _rand((3, 3, 7, 6), 10)   # 2 x 2 tiles per image
     y_ref, _, gW_ref = _conv_refs(x, w, gy, (1, 1), (7, 6))
-    assert WG._images_per_chunk(x, 2 + 3, 4) == (1 if cache_bytes == 1 else 2)
-    np.testing.assert_allclose(WG.conv3x3(x, w, (1, 1), (7, 6)), y_ref, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(WG.conv3x3_weight_grad(x, gy, (1, 1)), gW_ref, rtol=1e-10, atol=1e-10)
+    assert WG._chunks(x, 2 + 3, 4, cache_bytes) == ([(0, 1), (1, 2), (2, 3)] if cache_bytes == 1 else [(0, 2), (2, 3)])
+    np.testing.assert_allclose(WG.conv3x3(x, w, (1, 1), (7, 6), split=split), y_ref, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(WG.conv3x3_weight_grad(x, gy, (1, 1), split=split), gW_ref, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two CPU threads")
+def test_split_weight_gradient_is_the_same_from_run_to_run(monkeypatch):
+    """Each thread sums its own share of the chunks (fixed by position), then the shares are summed in thread
+    order: float32 results equal bit for bit from run to run, and within rounding of the unsplit sum."""
+    monkeypatch.setattr(WG, "CACHE_BYTES", 36 * 24 * 16 * 4)              # one image per chunk: 8 chunks
+    x, gy = _rand((8, 8, 16, 16), 13).astype(np.float32), _rand((8, 16, 16, 16), 14).astype(np.float32)
+    restore = backend.set_num_threads(2)
+    try:
+        runs = [WG.conv3x3_weight_grad(x, gy, (1, 1), split=True) for _ in range(3)]
+    finally:
+        restore()
+    assert all(np.array_equal(runs[0], r) for r in runs[1:])
+    np.testing.assert_allclose(runs[0], WG.conv3x3_weight_grad(x, gy, (1, 1)), rtol=1e-5, atol=1e-4)
 
 
 def test_float32_error_on_w1_shaped_data_is_below_1e_4():
