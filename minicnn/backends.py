@@ -8,6 +8,7 @@ PyTorch scripts set or query (``torch.backends.cudnn.benchmark = True``, ``torch
 Convolution algorithms (``minicnn/functional/conv.py`` runs them; each has its kernel file and NumPy reference):
 
     im2col        im2col + one GEMM per image (kernels/im2col.py, per-image layout); any geometry, groups
+    im2col_split  the same, the batch's chunks split between the CPU threads, each on one thread
     im2col_gemm   im2col + one GEMM over the whole batch (kernels/im2col.py, batch layout); any geometry, groups
     gemm_1x1      1x1 filters, no padding: the image itself is the column matrix, no im2col at all
     winograd      Winograd F(4x4, 3x3) for 3x3 stride-1 filters (kernels/winograd.py)
@@ -24,7 +25,7 @@ import types
 
 __all__ = ["conv_algorithm", "conv_choices", "conv_timings", "reset", "CONV_ALGORITHMS", "cudnn", "mps"]
 
-CONV_ALGORITHMS = ("im2col", "im2col_gemm", "gemm_1x1", "winograd", "winograd_split", "direct")
+CONV_ALGORITHMS = ("im2col", "im2col_split", "im2col_gemm", "gemm_1x1", "winograd", "winograd_split", "direct")
 
 conv_algorithm = "auto"
 conv_choices = {}           # (pass, device, dtype, x shape, W shape, geometry) -> algorithm name

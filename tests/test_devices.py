@@ -41,14 +41,15 @@ def test_moves_are_differentiable(device):
 
 @pytest.mark.skipif(__import__("numba").config.NUMBA_NUM_THREADS < 2, reason="needs two CPU threads")
 def test_split_across_threads_deals_the_chunks_out_and_runs_each_share_on_one_thread():
-    """Thread i of T gets chunks i, i + T, ...; inside, Numba and BLAS run on one thread; afterwards the caller's
-    settings are back.  An error in one share reaches the caller."""
+    """Thread i of T gets chunks i, i + T, ...; the shares run at once (both wait at a barrier), each with Numba and
+    BLAS on one thread; afterwards the caller's settings are back.  An error in one share reaches the caller."""
     import threading
     import numba
     from threadpoolctl import threadpool_info
-    seen = []
+    seen, barrier = [], threading.Barrier(2, timeout=10)
 
     def run(share):
+        barrier.wait()
         blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
         seen.append((threading.get_ident(), numba.get_num_threads(), blas))
         return share
@@ -60,7 +61,7 @@ def test_split_across_threads_deals_the_chunks_out_and_runs_each_share_on_one_th
         assert all(n == 1 and all(b == 1 for b in blas) for _, n, blas in seen)
         assert numba.get_num_threads() == 2
         assert all(i["num_threads"] == 2 for i in threadpool_info() if i["user_api"] == "blas")
-        assert backend.split_across_threads([7], run) == [[7]]                  # one chunk: no threads
+        assert backend.split_across_threads([7], lambda share: share) == [[7]]     # one chunk: no threads
         with pytest.raises(ZeroDivisionError):
             backend.split_across_threads([0, 1], lambda share: 1 / share[0])
     finally:

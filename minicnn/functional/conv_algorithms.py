@@ -7,6 +7,7 @@ geometries it can run (its ``applies``):
     im2col        im2col + a GEMM per image: ``y[n, g] = W[g] (OC/G, C/G*KH*KW) @ cols[n, g]``; ``xp.matmul``
                   broadcasts it over the batch and the groups (BLAS on the CPU, cuBLAS on the GPU); gx is
                   ``W^T @ gy`` folded back by col2im, gW the sum over images of ``gy[n] @ cols[n]^T``
+    im2col_split  the same, the chunks of images split between the CPU threads as for winograd_split
     im2col_gemm   the same with one GEMM over the whole batch (columns (C/G*KH*KW, N*OH*OW)): bigger GEMMs,
                   but the output and the upstream gradient need a transposing copy
     gemm_1x1      1x1 filters without padding: the (strided) image is already the column matrix
@@ -25,8 +26,11 @@ import time
 from collections import namedtuple
 from functools import partial
 
+import numba
+
 from minicnn import backends
-from minicnn.backend import SIMULATED, empty, get_array_module, images_per_chunk, scratch, synchronize
+from minicnn.backend import (SIMULATED, device_of, empty, get_array_module, images_per_chunk, scratch,
+                             split_across_threads, synchronize)
 from minicnn.kernels import direct_conv, im2col, winograd
 
 __all__ = ["ALGORITHMS", "Algorithm", "Geometry", "release", "run"]
@@ -45,11 +49,20 @@ columns are still in the cache when the GEMM reads them (W1's whole-batch column
 input gradient about the same.  On the GPU the whole batch is one chunk."""
 
 
-def _chunks(like, N, C, g):
-    """(n0, n1) chunks of the N images of ``like`` whose columns (C*KH*KW, OH*OW each) fit ``COLUMN_BYTES``."""
+def _chunks(like, N, C, g, split=False):
+    """(n0, n1) chunks of the N images of ``like`` whose columns (C*KH*KW, OH*OW each) fit ``COLUMN_BYTES`` (split:
+    a thread's share of it)."""
     per_image = C * g.kernel[0] * g.kernel[1] * g.out_size[0] * g.out_size[1] * like.itemsize
-    step = images_per_chunk(like, per_image, COLUMN_BYTES)
+    step = images_per_chunk(like, per_image, COLUMN_BYTES // numba.get_num_threads() if split else COLUMN_BYTES)
     return [(n0, min(N, n0 + step)) for n0 in range(0, N, step)]
+
+
+def _each_chunk(like, N, C, g, split, run):
+    """``run(chunks)`` for ``_chunks``, or (``split``, on the CPU) each CPU thread's share of them, run on that thread
+    alone (``split_across_threads``); returns the results in a list."""
+    split = split and device_of(like) == "cpu" and numba.get_num_threads() > 1
+    chunks = _chunks(like, N, C, g, split)
+    return split_across_threads(chunks, run) if split else [run(chunks)]
 
 
 def _columns(x, g, layout):
@@ -59,37 +72,48 @@ def _columns(x, g, layout):
     return im2col.im2col(x, g.kernel, g.stride, g.padding, g.dilation, g.out_size, out=buf, layout=layout)
 
 
-def _im2col_forward(x, W, g):
+def _im2col_forward(x, W, g, split=False):
     xp, N, OC, G, L = get_array_module(x), x.shape[0], W.shape[0], g.groups, g.out_size[0] * g.out_size[1]
     y, Wg = empty((N, G, OC // G, L), x), W.reshape(G, OC // G, -1)
-    for n0, n1 in _chunks(x, N, x.shape[1], g):
-        cols = _columns(x[n0:n1], g, "batched").reshape(n1 - n0, G, -1, L)
-        xp.matmul(Wg, cols, out=y[n0:n1])                                           # (n, G, OC/G, L)
+
+    def run(chunks):
+        for n0, n1 in chunks:
+            cols = _columns(x[n0:n1], g, "batched").reshape(n1 - n0, G, -1, L)
+            xp.matmul(Wg, cols, out=y[n0:n1])                                   # (n, G, OC/G, L)
+    _each_chunk(x, N, x.shape[1], g, split, run)
     return y.reshape(N, OC, *g.out_size)
 
 
-def _im2col_input_grad(gy, W, g, x_shape):
+def _im2col_input_grad(gy, W, g, x_shape, split=False):
     xp, N, OC, G = get_array_module(gy), gy.shape[0], W.shape[0], g.groups
     Wt = W.reshape(G, OC // G, -1).transpose(0, 2, 1)                                 # (G, C/G*KH*KW, OC/G)
     gx, L = empty(tuple(x_shape), gy), gy.shape[2] * gy.shape[3]
-    for n0, n1 in _chunks(gy, N, x_shape[1], g):
-        gcols = scratch("gcols", (n1 - n0, G, Wt.shape[1], L), gy.dtype, gy)
-        xp.matmul(Wt, gy[n0:n1].reshape(n1 - n0, G, OC // G, -1), out=gcols)
-        im2col.col2im(gcols.reshape(n1 - n0, -1, L), (n1 - n0,) + tuple(x_shape[1:]), g.kernel, g.stride,
-                      g.padding, g.dilation, g.out_size, out=gx[n0:n1])
+
+    def run(chunks):
+        for n0, n1 in chunks:
+            gcols = scratch("gcols", (n1 - n0, G, Wt.shape[1], L), gy.dtype, gy)
+            xp.matmul(Wt, gy[n0:n1].reshape(n1 - n0, G, OC // G, -1), out=gcols)
+            im2col.col2im(gcols.reshape(n1 - n0, -1, L), (n1 - n0,) + tuple(x_shape[1:]), g.kernel, g.stride,
+                          g.padding, g.dilation, g.out_size, out=gx[n0:n1])
+    _each_chunk(gy, N, x_shape[1], g, split, run)
     return gx
 
 
-def _im2col_weight_grad(x, gy, g, W_shape):
+def _im2col_weight_grad(x, gy, g, W_shape, split=False):
     """gW[g] = sum over images of (cols[n, g] @ gy[n, g]^T)^T: the small gy is the transposed operand (CuPy's
-    matmul makes both operands contiguous, and the columns are the big one)."""
+    matmul makes both operands contiguous, and the columns are the big one).  Split: each thread sums its own
+    share, then the shares are summed in thread order."""
     xp, N, OC, G, L = get_array_module(x), gy.shape[0], gy.shape[1], g.groups, gy.shape[2] * gy.shape[3]
-    gWt = None
-    for n0, n1 in _chunks(x, N, x.shape[1], g):
-        cols = _columns(x[n0:n1], g, "batched").reshape(n1 - n0, G, -1, L)
-        part = xp.matmul(cols, gy[n0:n1].reshape(n1 - n0, G, OC // G, -1).transpose(0, 1, 3, 2)).sum(axis=0)
-        gWt = part if gWt is None else gWt + part                                     # (G, C/G*KH*KW, OC/G)
-    return gWt.transpose(0, 2, 1).reshape(W_shape)
+
+    def run(chunks):
+        gWt = None
+        for n0, n1 in chunks:
+            cols = _columns(x[n0:n1], g, "batched").reshape(n1 - n0, G, -1, L)
+            part = xp.matmul(cols, gy[n0:n1].reshape(n1 - n0, G, OC // G, -1).transpose(0, 1, 3, 2)).sum(axis=0)
+            gWt = part if gWt is None else gWt + part                                 # (G, C/G*KH*KW, OC/G)
+        return gWt
+    parts = _each_chunk(x, N, x.shape[1], g, split, run)
+    return sum(parts[1:], parts[0]).transpose(0, 2, 1).reshape(W_shape)
 
 
 # ---- im2col + one GEMM over the whole batch -------------------------------------------------------------------------
@@ -233,6 +257,8 @@ def _winograd_applies(g, C):
 
 ALGORITHMS = {
     "im2col": Algorithm(_im2col_forward, _im2col_input_grad, _im2col_weight_grad, lambda g, C: True),
+    "im2col_split": Algorithm(partial(_im2col_forward, split=True), partial(_im2col_input_grad, split=True),
+                              partial(_im2col_weight_grad, split=True), lambda g, C: True),
     "im2col_gemm": Algorithm(_gemm_forward, _gemm_input_grad, _gemm_weight_grad, lambda g, C: True),
     "gemm_1x1": Algorithm(_1x1_forward, _1x1_input_grad, _1x1_weight_grad,
                           lambda g, C: g.kernel == (1, 1) and g.padding == (0, 0)),

@@ -4,6 +4,7 @@ on every device; float64 gradchecks of conv2d and conv_transpose2d per algorithm
 applicable candidate once per shape and pass, keeps the fastest and reports it."""
 import contextlib
 
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -124,10 +125,12 @@ def test_forced_algorithm_conv_transpose2d_gradcheck(algorithm, data):
                                                      dilation=d), [y, w])
 
 
+@pytest.mark.parametrize("algorithm", ["im2col", "im2col_split"])
 @pytest.mark.parametrize("column_bytes", [1, 2 * (4 * 2 * 3) * (3 * 2) * 8])  # 1 image a chunk; 2, then 1
-def test_im2col_in_chunks_of_images_matches_the_references(monkeypatch, column_bytes):
+def test_im2col_in_chunks_of_images_matches_the_references(monkeypatch, column_bytes, algorithm):
     """On the CPU im2col unfolds and multiplies a chunk of images at a time (``COLUMN_BYTES``): the chunks,
-    including a shorter last one, give the references' results in all three passes (grouped, strided)."""
+    including a shorter last one, give the references' results in all three passes (grouped, strided); also
+    with the chunks split between two CPU threads (im2col_split)."""
     from minicnn.functional import conv_algorithms
     monkeypatch.setattr(conv_algorithms, "COLUMN_BYTES", column_bytes)
     rng = np.random.default_rng(3)
@@ -139,9 +142,17 @@ def test_im2col_in_chunks_of_images_matches_the_references(monkeypatch, column_b
                                                                                   else [2, 1])
     y_ref, gx_ref, gW_ref = _references(x, w, gy, s, p, d, 2)
     xt, wt = (mc.tensor(a, dtype=np.float64, requires_grad=True) for a in (x, w))
-    with forced("im2col"):
-        y = F.conv2d(xt, wt, stride=s, padding=p, dilation=d, groups=2)
-        y.backward(mc.tensor(gy, dtype=np.float64))
+    split, calls = conv_algorithms.split_across_threads, []
+    monkeypatch.setattr(conv_algorithms, "split_across_threads", lambda chunks, run: calls.append(chunks) or
+                        split(chunks, run))
+    restore = mc.set_num_threads(2)
+    try:
+        with forced(algorithm):
+            y = F.conv2d(xt, wt, stride=s, padding=p, dilation=d, groups=2)
+            y.backward(mc.tensor(gy, dtype=np.float64))
+    finally:
+        restore()
+    assert len(calls) == (3 if algorithm == "im2col_split" and numba.config.NUMBA_NUM_THREADS > 1 else 0)
     np.testing.assert_allclose(y.numpy(), y_ref, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(xt.grad.numpy(), gx_ref, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(wt.grad.numpy(), gW_ref, rtol=1e-10, atol=1e-10)
@@ -165,7 +176,8 @@ def test_auto_times_every_applicable_candidate_and_caches_the_winner(device, mon
     y.backward(mc.tensor(rng.standard_normal(y.shape), device=device))
     assert len(backends.conv_choices) == 3                                  # forward, input_grad, weight_grad
     for key, name in backends.conv_choices.items():
-        assert set(backends.conv_timings[key]) == {"im2col", "im2col_gemm", "winograd", "winograd_split", "direct"}
+        assert set(backends.conv_timings[key]) == {"im2col", "im2col_split", "im2col_gemm", "winograd",
+                                                  "winograd_split", "direct"}
         assert name == min(backends.conv_timings[key], key=backends.conv_timings[key].get)
     first = dict(backends.conv_choices)
     y2 = F.conv2d(x, w, padding=1)                                           # the cached choice, timed no more
