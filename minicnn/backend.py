@@ -243,7 +243,7 @@ def images_per_chunk(like, bytes_per_image, budget):
     return N if device_of(like) != "cpu" else max(1, min(N, budget // bytes_per_image))
 
 
-_lanes = {}                                     # thread pools of split_across_threads, by number of threads
+_lanes = {}                                     # thread pools of split_across_threads, by (process, threads)
 _blas_controller = None
 
 
@@ -260,14 +260,15 @@ def split_across_threads(chunks, run):
     T = min(numba.get_num_threads(), len(chunks))
     if T < 2:
         return [run(chunks)]
-    if T not in _lanes:                           # numba.set_num_threads is per thread: 1 in each worker
-        _lanes[T] = ThreadPoolExecutor(T, thread_name_prefix="minicnn-lane", initializer=numba.set_num_threads,
-                                       initargs=(1,))
+    key = os.getpid(), T                          # a forked child has none of its parent's threads
+    if key not in _lanes:                         # numba.set_num_threads is per thread: 1 in each worker
+        _lanes[key] = ThreadPoolExecutor(T, thread_name_prefix="minicnn-lane", initializer=numba.set_num_threads,
+                                         initargs=(1,))
     if _blas_controller is None:
         from threadpoolctl import ThreadpoolController
         _blas_controller = ThreadpoolController()   # found once: the context below then costs microseconds
     with _blas_controller.limit(limits=1, user_api="blas"):
-        futures = [_lanes[T].submit(run, chunks[i::T]) for i in range(T)]
+        futures = [_lanes[key].submit(run, chunks[i::T]) for i in range(T)]
         wait(futures)                             # all done (or failed) before BLAS gets its threads back
     return [f.result() for f in futures]
 

@@ -1,4 +1,6 @@
 """The cuda device (real, or simulated with NUMBA_ENABLE_CUDASIM=1): tensors, moves and gradients across them."""
+import sys
+
 import numpy as np
 import pytest
 
@@ -64,5 +66,29 @@ def test_split_across_threads_deals_the_chunks_out_and_runs_each_share_on_one_th
         assert backend.split_across_threads([7], lambda share: share) == [[7]]     # one chunk: no threads
         with pytest.raises(ZeroDivisionError):
             backend.split_across_threads([0, 1], lambda share: 1 / share[0])
+    finally:
+        restore()
+
+
+def _split_in_child(queue):
+    queue.put(backend.split_across_threads([0, 1, 2], lambda share: sum(share)))
+
+
+@pytest.mark.skipif(__import__("numba").config.NUMBA_NUM_THREADS < 2 or sys.platform == "win32",
+                    reason="needs two CPU threads and fork")
+def test_split_across_threads_works_in_a_forked_child():
+    """A forked child has none of its parent's worker threads: it starts its own pool instead of waiting on the
+    parent's (a DataLoader worker, say)."""
+    import multiprocessing
+    restore = mc.set_num_threads(2)
+    try:
+        assert backend.split_across_threads([0, 1, 2], lambda share: sum(share)) == [2, 1]
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+        child = ctx.Process(target=_split_in_child, args=(queue,))
+        child.start()
+        assert queue.get(timeout=60) == [2, 1]
+        child.join(60)
+        assert child.exitcode == 0
     finally:
         restore()
