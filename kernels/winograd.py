@@ -44,11 +44,9 @@ ms (faster in 12 of 12); ResNet-20's step the same (688.9 against 686.4 ms), whe
 slower split (5.7 against 7.7 ms: few tiles, small single-threaded GEMMs).  ``"auto"`` chooses per shape.
 """
 import numpy as np
-import numba
 from numba import cuda, njit, prange
 
-from minicnn.backend import (device_of, empty, get_array_module, images_per_chunk, launch_2d, scratch,
-                             split_across_threads)
+from minicnn.backend import device_of, empty, get_array_module, launch_2d, run_in_chunks, scratch
 from minicnn.kernels.im2col import pad_into
 
 __all__ = ["BT", "G", "AT", "filter_transform", "input_transform", "output_transform", "grad_output_transform",
@@ -453,18 +451,15 @@ def filter_grad_transform(gU):
 
 
 def _each_chunk(x, channels, TH, TW, split, run):
-    """``run(chunks)`` for the (n0, n1) chunks of x's images whose V and M (36 ``channels`` floats per tile: C +
-    OC) fit ``CACHE_BYTES``; returns its results in a list.  ``split`` (on the CPU): each CPU thread runs its share
-    of the chunks, single-threaded, in chunks of its share of ``CACHE_BYTES`` (``split_across_threads``): one
-    result per thread."""
-    split = split and device_of(x) == "cpu" and numba.get_num_threads() > 1
-    chunks = _chunks(x, channels, TH * TW, CACHE_BYTES // numba.get_num_threads() if split else CACHE_BYTES)
-    return split_across_threads(chunks, run) if split else [run(chunks)]
+    """``run(chunks)`` for the (n0, n1) chunks of x's images whose V and M (``channels`` = C + OC) fit
+    ``CACHE_BYTES``, or each CPU thread's share of them (``split``: ``run_in_chunks``); returns the results in a
+    list."""
+    return run_in_chunks(x, _image_bytes(x, channels, TH * TW), CACHE_BYTES, split, run)
 
 
-def _chunks(x, channels, tiles_per_image, budget):
-    N, step = x.shape[0], images_per_chunk(x, 36 * channels * tiles_per_image * x.itemsize, budget)
-    return [(n0, min(N, n0 + step)) for n0 in range(0, N, step)]
+def _image_bytes(x, channels, tiles_per_image):
+    """Bytes of one image's V and M: 36 ``channels`` floats per tile."""
+    return 36 * channels * tiles_per_image * x.itemsize
 
 
 def _input_chunk(xs, n0, n1, TH, TW, C):

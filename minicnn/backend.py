@@ -243,6 +243,22 @@ def images_per_chunk(like, bytes_per_image, budget):
     return N if device_of(like) != "cpu" else max(1, min(N, budget // bytes_per_image))
 
 
+def chunk_ranges(like, bytes_per_image, budget):
+    """(n0, n1) ranges of ``like``'s images, ``images_per_chunk`` of them at a time (the last one may be shorter)."""
+    N, step = like.shape[0], images_per_chunk(like, bytes_per_image, budget)
+    return [(n0, min(N, n0 + step)) for n0 in range(0, N, step)]
+
+
+def run_in_chunks(like, bytes_per_image, budget, split, run):
+    """``run(chunks)`` for the ``chunk_ranges`` of ``like``'s images; returns its results in a list.  ``split`` (on
+    the CPU, with more than one thread): each CPU thread runs its share of the chunks alone, in chunks of its share
+    of ``budget`` (``split_across_threads``): one result per thread."""
+    import numba
+    threads = numba.get_num_threads() if split and device_of(like) == "cpu" else 1
+    chunks = chunk_ranges(like, bytes_per_image, budget // threads)
+    return split_across_threads(chunks, run) if threads > 1 else [run(chunks)]
+
+
 _lanes = {}                                     # thread pools of split_across_threads, by (process, threads)
 _blas_controller = None
 

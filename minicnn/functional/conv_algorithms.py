@@ -26,11 +26,8 @@ import time
 from collections import namedtuple
 from functools import partial
 
-import numba
-
 from minicnn import backends
-from minicnn.backend import (SIMULATED, device_of, empty, get_array_module, images_per_chunk, scratch,
-                             split_across_threads, synchronize)
+from minicnn.backend import SIMULATED, empty, get_array_module, run_in_chunks, scratch, synchronize
 from minicnn.kernels import direct_conv, im2col, winograd
 
 __all__ = ["ALGORITHMS", "Algorithm", "Geometry", "release", "run"]
@@ -49,20 +46,15 @@ columns are still in the cache when the GEMM reads them (W1's whole-batch column
 input gradient about the same.  On the GPU the whole batch is one chunk."""
 
 
-def _chunks(like, N, C, g, split=False):
-    """(n0, n1) chunks of the N images of ``like`` whose columns (C*KH*KW, OH*OW each) fit ``COLUMN_BYTES`` (split:
-    a thread's share of it)."""
-    per_image = C * g.kernel[0] * g.kernel[1] * g.out_size[0] * g.out_size[1] * like.itemsize
-    step = images_per_chunk(like, per_image, COLUMN_BYTES // numba.get_num_threads() if split else COLUMN_BYTES)
-    return [(n0, min(N, n0 + step)) for n0 in range(0, N, step)]
+def _image_bytes(like, C, g):
+    """Bytes of one image's columns: C*KH*KW rows of OH*OW."""
+    return C * g.kernel[0] * g.kernel[1] * g.out_size[0] * g.out_size[1] * like.itemsize
 
 
-def _each_chunk(like, N, C, g, split, run):
-    """``run(chunks)`` for ``_chunks``, or (``split``, on the CPU) each CPU thread's share of them, run on that thread
-    alone (``split_across_threads``); returns the results in a list."""
-    split = split and device_of(like) == "cpu" and numba.get_num_threads() > 1
-    chunks = _chunks(like, N, C, g, split)
-    return split_across_threads(chunks, run) if split else [run(chunks)]
+def _each_chunk(like, C, g, split, run):
+    """``run(chunks)`` for the (n0, n1) chunks of ``like``'s images whose columns fit ``COLUMN_BYTES``, or (``split``)
+    each CPU thread's share of them (``run_in_chunks``); returns the results in a list."""
+    return run_in_chunks(like, _image_bytes(like, C, g), COLUMN_BYTES, split, run)
 
 
 def _columns(x, g, layout):
@@ -80,12 +72,12 @@ def _im2col_forward(x, W, g, split=False):
         for n0, n1 in chunks:
             cols = _columns(x[n0:n1], g, "batched").reshape(n1 - n0, G, -1, L)
             xp.matmul(Wg, cols, out=y[n0:n1])                                   # (n, G, OC/G, L)
-    _each_chunk(x, N, x.shape[1], g, split, run)
+    _each_chunk(x, x.shape[1], g, split, run)
     return y.reshape(N, OC, *g.out_size)
 
 
 def _im2col_input_grad(gy, W, g, x_shape, split=False):
-    xp, N, OC, G = get_array_module(gy), gy.shape[0], W.shape[0], g.groups
+    xp, OC, G = get_array_module(gy), W.shape[0], g.groups
     Wt = W.reshape(G, OC // G, -1).transpose(0, 2, 1)                                 # (G, C/G*KH*KW, OC/G)
     gx, L = empty(tuple(x_shape), gy), gy.shape[2] * gy.shape[3]
 
@@ -95,7 +87,7 @@ def _im2col_input_grad(gy, W, g, x_shape, split=False):
             xp.matmul(Wt, gy[n0:n1].reshape(n1 - n0, G, OC // G, -1), out=gcols)
             im2col.col2im(gcols.reshape(n1 - n0, -1, L), (n1 - n0,) + tuple(x_shape[1:]), g.kernel, g.stride,
                           g.padding, g.dilation, g.out_size, out=gx[n0:n1])
-    _each_chunk(gy, N, x_shape[1], g, split, run)
+    _each_chunk(gy, x_shape[1], g, split, run)
     return gx
 
 
@@ -103,7 +95,7 @@ def _im2col_weight_grad(x, gy, g, W_shape, split=False):
     """gW[g] = sum over images of (cols[n, g] @ gy[n, g]^T)^T: the small gy is the transposed operand (CuPy's
     matmul makes both operands contiguous, and the columns are the big one).  Split: each thread sums its own
     share, then the shares are summed in thread order."""
-    xp, N, OC, G, L = get_array_module(x), gy.shape[0], gy.shape[1], g.groups, gy.shape[2] * gy.shape[3]
+    xp, OC, G, L = get_array_module(x), gy.shape[1], g.groups, gy.shape[2] * gy.shape[3]
 
     def run(chunks):
         gWt = None
@@ -112,7 +104,7 @@ def _im2col_weight_grad(x, gy, g, W_shape, split=False):
             part = xp.matmul(cols, gy[n0:n1].reshape(n1 - n0, G, OC // G, -1).transpose(0, 1, 3, 2)).sum(axis=0)
             gWt = part if gWt is None else gWt + part                                 # (G, C/G*KH*KW, OC/G)
         return gWt
-    parts = _each_chunk(x, N, x.shape[1], g, split, run)
+    parts = _each_chunk(x, x.shape[1], g, split, run)
     return sum(parts[1:], parts[0]).transpose(0, 2, 1).reshape(W_shape)
 
 

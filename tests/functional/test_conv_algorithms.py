@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 import minicnn as mc
 import minicnn.functional as F
 from helpers import DEVICES, to_cpu
-from minicnn import backends
+from minicnn import backend, backends
 from minicnn.functional.conv import ALGORITHMS, Geometry
 from minicnn.kernels import im2col as I
 
@@ -138,12 +138,12 @@ def test_im2col_in_chunks_of_images_matches_the_references(monkeypatch, column_b
     s, p, d = (2, 1), (1, 0), (1, 1)
     gy = rng.standard_normal((3, 6) + _out_size(x.shape, w.shape, s, p, d))
     geometry = Geometry((2, 3), s, p, d, 2, gy.shape[2:])
-    assert [n1 - n0 for n0, n1 in conv_algorithms._chunks(x, 3, 4, geometry)] == ([1, 1, 1] if column_bytes == 1
-                                                                                  else [2, 1])
+    chunks = backend.chunk_ranges(x, conv_algorithms._image_bytes(x, 4, geometry), column_bytes)
+    assert [n1 - n0 for n0, n1 in chunks] == ([1, 1, 1] if column_bytes == 1 else [2, 1])
     y_ref, gx_ref, gW_ref = _references(x, w, gy, s, p, d, 2)
     xt, wt = (mc.tensor(a, dtype=np.float64, requires_grad=True) for a in (x, w))
-    split, calls = conv_algorithms.split_across_threads, []
-    monkeypatch.setattr(conv_algorithms, "split_across_threads", lambda chunks, run: calls.append(chunks) or
+    split, calls = backend.split_across_threads, []
+    monkeypatch.setattr(backend, "split_across_threads", lambda chunks, run: calls.append(chunks) or
                         split(chunks, run))
     restore = mc.set_num_threads(2)
     try:

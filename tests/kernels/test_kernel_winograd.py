@@ -102,9 +102,11 @@ def test_winograd_conv_in_chunks_of_images_matches_the_whole_batch(monkeypatch, 
     monkeypatch.setattr(WG, "CACHE_BYTES", cache_bytes)
     x, w, gy = _rand((3, 2, 7, 6), 8), _rand((3, 2, 3, 3), 9), _rand((3, 3, 7, 6), 10)   # 2 x 2 tiles per image
     y_ref, _, gW_ref = _conv_refs(x, w, gy, (1, 1), (7, 6))
-    real, calls = WG.split_across_threads, []
-    monkeypatch.setattr(WG, "split_across_threads", lambda chunks, run: calls.append(chunks) or real(chunks, run))
-    assert WG._chunks(x, 2 + 3, 4, cache_bytes) == ([(0, 1), (1, 2), (2, 3)] if cache_bytes == 1 else [(0, 2), (2, 3)])
+    real, calls = backend.split_across_threads, []
+    monkeypatch.setattr(backend, "split_across_threads", lambda chunks, run: calls.append(chunks) or
+                        real(chunks, run))
+    assert backend.chunk_ranges(x, WG._image_bytes(x, 2 + 3, 4), cache_bytes) == (
+        [(0, 1), (1, 2), (2, 3)] if cache_bytes == 1 else [(0, 2), (2, 3)])
     np.testing.assert_allclose(WG.conv3x3(x, w, (1, 1), (7, 6), split=split), y_ref, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(WG.conv3x3_weight_grad(x, gy, (1, 1), split=split), gW_ref, rtol=1e-10, atol=1e-10)
     assert len(calls) == (2 if split and numba.get_num_threads() > 1 else 0)           # forward, weight gradient
