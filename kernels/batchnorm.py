@@ -8,37 +8,70 @@ Per channel c, over the m = N * H * W values of x (N, C, H, W) (any trailing sha
     gbias = sum(gy),  gweight = sum(gy * xhat),  gx = scale * (gy - gbias / m - xhat * gweight / m)
 
 NumPy's expressions make about ten passes over the data forward and eight backward (every temporary is one);
-the CPU kernels make three forward (sum, squared deviations, write y) and two backward (the two sums, write gx),
-one task per channel, accumulating in float64 (a float32 running sum over 131,072 values loses digits).  On the
-GPU the per-channel sums are CuPy reductions (tuned, race-free) and the elementwise passes are CUDA kernels,
-one thread per element.  ``batch_stats=False`` (eval) is the affine map alone: gx = gy * scale.
+the CPU kernels make two forward (the statistics, write y) and two backward (the two sums, write gx), one task
+per channel, accumulating in float64 (a float32 running sum over 131,072 values loses digits).  The statistics
+take one pass: the sums of d = x - K and d^2 for K = the channel's first value, then mean = K + sum(d) / m and
+var = sum(d^2) / m - (sum(d) / m)^2 ("shifted data", Chan, Golub & LeVeque 1983).  Without the shift, the
+difference of two large sums cancels when the mean is far from 0 next to the spread; with it, only when the
+first value is, and in float64 even values 1000 standard deviations off keep 9 digits of the variance.
+
+``relu=True`` is ``relu(batch_norm(x))`` in the same passes (a block's conv -> BN -> ReLU): the affine pass
+writes max(y, 0) (NaN stays NaN, as ``kernels/relu.py``), and the backward recomputes the mask y > 0 from x,
+which it reads anyway, so the ReLU costs no pass of its own either way (ResNet-20 has ten such pairs a step).
+
+On the GPU the per-channel sums are CuPy reductions (tuned, race-free) and the elementwise passes are CUDA
+kernels, one thread per element.  ``batch_stats=False`` (eval) is the affine map alone: gx = gy * scale.
 """
 import numpy as np
 from numba import cuda, njit, prange
 
 from minicnn.backend import device_of, get_array_module, launch
 from minicnn.kernels.im2col import cpu_launch
+from minicnn.kernels.scalar import like
 
 __all__ = ["batch_norm_forward", "batch_norm_backward", "batch_norm_forward_ref", "batch_norm_backward_ref"]
 
 
 # ---- NumPy reference (the formulas above, float64) --------------------------------------------------------------
-def batch_norm_forward_ref(x, weight, bias, eps):
+def batch_norm_forward_ref(x, weight, bias, eps, relu=False):
     """x (N, C, L) -> y, mean, var (biased) of each channel."""
     x = x.astype(np.float64)
     mean, var = x.mean(axis=(0, 2)), x.var(axis=(0, 2))
     xhat = (x - mean[:, None]) / np.sqrt(var[:, None] + eps)
-    return xhat * weight[:, None] + bias[:, None], mean, var
+    y = xhat * weight[:, None] + bias[:, None]
+    return (y * (y > 0) if relu else y), mean, var
 
 
-def batch_norm_backward_ref(x, gy, weight, mean, var, eps):
-    """-> gx, gweight, gbias for batch statistics."""
+def batch_norm_backward_ref(x, gy, weight, mean, var, eps, bias=None, relu=False):
+    """-> gx, gweight, gbias for batch statistics (``relu``: of relu(batch_norm(x)), with the forward's bias)."""
     x, gy, m = x.astype(np.float64), gy.astype(np.float64), x.shape[0] * x.shape[2]
     inv_std = 1 / np.sqrt(var + eps)
     xhat = (x - mean[:, None]) * inv_std[:, None]
+    if relu:
+        gy = gy * (xhat * weight[:, None] + bias[:, None] > 0)
     gbias, gweight = gy.sum(axis=(0, 2)), (gy * xhat).sum(axis=(0, 2))
     gx = (weight * inv_std)[:, None] * (gy - gbias[:, None] / m - xhat * gweight[:, None] / m)
     return gx, gweight, gbias
+
+
+# ---- elementwise pieces shared by the CPU and CUDA kernels --------------------------------------------------------
+def _affine_one(v, a, b, relu):
+    """y = v * a + b, or relu(y) = y * (y > 0) (not a select: NaN * 0 stays NaN)."""
+    y = v * a + b
+    return y * like(y > 0, y) if relu else y
+
+
+def _masked_one(g, v, a, b, relu):
+    """The upstream gradient g where the ReLU after y = v * a + b passed it (y > 0), else 0; g without ``relu``.
+    The same expression as the forward's, so the mask is the forward's, bit for bit.  A select: where the ReLU
+    was off the gradient is 0 even if g is not finite."""
+    if relu and not v * a + b > 0:
+        return like(0, g)
+    return g
+
+
+_affine_one_cpu, _masked_one_cpu = (njit(inline="always", cache=True)(f) for f in (_affine_one, _masked_one))
+_affine_one_gpu, _masked_one_gpu = (cuda.jit(device=True)(f) for f in (_affine_one, _masked_one))
 
 
 # ---- CPU kernels: one channel per task ----------------------------------------------------------------------------
@@ -49,76 +82,90 @@ def batch_norm_backward_ref(x, gy, weight, mean, var, eps):
 def _stats_cpu(x, mean, var):
     N, C, L = x.shape
     for c in prange(C):
-        acc = np.zeros(L, np.float64)
+        K = np.float64(x[0, c, 0])                               # the shift (module docstring)
+        s1, s2 = np.zeros(L, np.float64), np.zeros(L, np.float64)
         for n in range(N):
             row = x[n, c]
             for i in range(L):
-                acc[i] += row[i]
-        mu = acc.sum() / (N * L)
-        acc[:] = 0
-        for n in range(N):
-            row = x[n, c]
-            for i in range(L):
-                acc[i] += (row[i] - mu) ** 2
-        mean[c], var[c] = mu, acc.sum() / (N * L)
+                d = row[i] - K
+                s1[i] += d
+                s2[i] += d * d
+        d_mean = s1.sum() / (N * L)
+        mean[c], var[c] = K + d_mean, max(s2.sum() / (N * L) - d_mean * d_mean, 0.0)
 
 
 @njit(parallel=True, cache=True)
-def _affine_cpu(x, scale, shift, y):
+def _affine_cpu(x, scale, shift, relu, y):
     N, C, L = x.shape
     for nc in prange(N * C):
         n, c = nc // C, nc % C
         a, b, src, dst = scale[c], shift[c], x[n, c], y[n, c]
-        for i in range(L):
-            dst[i] = src[i] * a + b
+        if relu:                                                 # two loops: no test per element
+            for i in range(L):
+                dst[i] = _affine_one_cpu(src[i], a, b, True)
+        else:
+            for i in range(L):
+                dst[i] = _affine_one_cpu(src[i], a, b, False)
 
 
 @njit(parallel=True, cache=True)
-def _grad_sums_cpu(x, gy, mean, inv_std, gbias, gweight):
+def _grad_sums_cpu(x, gy, mean, inv_std, scale, shift, relu, gbias, gweight):
     N, C, L = x.shape
     for c in prange(C):
         sb, sw = np.zeros(L, np.float64), np.zeros(L, np.float64)
-        mu, k = mean[c], inv_std[c]
+        mu, k, a, b = mean[c], inv_std[c], scale[c], shift[c]
         for n in range(N):
             g, row = gy[n, c], x[n, c]
             for i in range(L):
-                sb[i] += g[i]
-                sw[i] += g[i] * ((row[i] - mu) * k)
+                gi = _masked_one_cpu(g[i], row[i], a, b, relu)
+                sb[i] += gi
+                sw[i] += gi * ((row[i] - mu) * k)
         gbias[c], gweight[c] = sb.sum(), sw.sum()
 
 
 @njit(parallel=True, cache=True)
-def _grad_input_cpu(x, gy, mean, inv_std, scale, gbias, gweight, gx):
+def _grad_input_cpu(x, gy, mean, inv_std, scale, shift, relu, gbias, gweight, gx):
     N, C, L = x.shape
     m = N * L
     for nc in prange(N * C):
         n, c = nc // C, nc % C
-        mu, k, a = mean[c], inv_std[c], scale[c]
-        b, w = gbias[c] / m, gweight[c] / m
+        mu, k, a, b = mean[c], inv_std[c], scale[c], shift[c]
+        sb, sw = gbias[c] / m, gweight[c] / m
         g, row, dst = gy[n, c], x[n, c], gx[n, c]
         for i in range(L):
-            dst[i] = a * (g[i] - b - (row[i] - mu) * k * w)
+            dst[i] = a * (_masked_one_cpu(g[i], row[i], a, b, relu) - sb - (row[i] - mu) * k * sw)
 
 
 # ---- CUDA kernels: one thread per element (the sums are CuPy reductions) -------------------------------------------
 @cuda.jit(cache=True)
-def _affine_gpu(x, scale, shift, y):
+def _affine_gpu(x, scale, shift, relu, y):
     i = cuda.grid(1)
     N, C, L = x.shape
     if i < x.size:
         n, c, j = i // (C * L), i // L % C, i % L
-        y[n, c, j] = x[n, c, j] * scale[c] + shift[c]
+        y[n, c, j] = _affine_one_gpu(x[n, c, j], scale[c], shift[c], relu)
 
 
 @cuda.jit(cache=True)
-def _grad_input_gpu(x, gy, mean, inv_std, scale, gbias, gweight, gx):
+def _masked_gpu(x, gy, scale, shift, out):
+    """out = gy where the ReLU after the affine map passed it, else 0 (for the CuPy sums)."""
+    i = cuda.grid(1)
+    N, C, L = x.shape
+    if i < x.size:
+        n, c, j = i // (C * L), i // L % C, i % L
+        out[n, c, j] = _masked_one_gpu(gy[n, c, j], x[n, c, j], scale[c], shift[c], True)
+
+
+@cuda.jit(cache=True)
+def _grad_input_gpu(x, gy, mean, inv_std, scale, shift, relu, gbias, gweight, gx):
     i = cuda.grid(1)
     N, C, L = x.shape
     if i < x.size:
         n, c, j = i // (C * L), i // L % C, i % L
         m = gx.dtype.type(N * L)
         xhat = (x[n, c, j] - mean[c]) * inv_std[c]
-        gx[n, c, j] = scale[c] * (gy[n, c, j] - gbias[c] / m - xhat * gweight[c] / m)
+        g = _masked_one_gpu(gy[n, c, j], x[n, c, j], scale[c], shift[c], relu)
+        gx[n, c, j] = scale[c] * (g - gbias[c] / m - xhat * gweight[c] / m)
 
 
 # ---- dispatchers ------------------------------------------------------------------------------------------------
@@ -127,9 +174,10 @@ def _nc_l(a):
     return xp.ascontiguousarray(a).reshape(a.shape[0], a.shape[1], -1)
 
 
-def batch_norm_forward(x, mean, var, weight, bias, eps, batch_stats):
+def batch_norm_forward(x, mean, var, weight, bias, eps, batch_stats, relu=False):
     """x (N, C, *) -> (y, mean, var, inv_std): y in x's dtype; mean and var are the batch's own (biased) statistics
-    when ``batch_stats``, else the given ones (running statistics) and only the affine map runs."""
+    when ``batch_stats``, else the given ones (running statistics) and only the affine map runs.  ``relu``: y is
+    relu(batch_norm(x))."""
     xp, device = get_array_module(x), device_of(x)
     x3 = _nc_l(x)
     if batch_stats:
@@ -141,33 +189,43 @@ def batch_norm_forward(x, mean, var, weight, bias, eps, batch_stats):
             mean = x3.mean(axis=(0, 2))
             var = ((x3 - mean[None, :, None]) ** 2).mean(axis=(0, 2))
     inv_std = (1 / xp.sqrt(var + eps)).astype(x.dtype)
-    scale = (weight * inv_std).astype(x.dtype)
-    shift = (bias - mean * scale).astype(x.dtype)
+    scale, shift = _scale_shift(mean, inv_std, weight, bias, x.dtype)
     y = xp.empty_like(x3)
     if device == "cpu":
-        cpu_launch(_affine_cpu, x3.size)(x3, scale, shift, y)
+        cpu_launch(_affine_cpu, x3.size)(x3, scale, shift, relu, y)
     else:
-        launch(_affine_gpu, y.size)(x3, scale, shift, y)
+        launch(_affine_gpu, y.size)(x3, scale, shift, relu, y)
     return y.reshape(x.shape), mean, var, inv_std
 
 
-def batch_norm_backward(x, gy, mean, inv_std, weight, batch_stats):
-    """-> (gx, gweight, gbias) of ``batch_norm_forward``'s y for the upstream gradient gy."""
+def _scale_shift(mean, inv_std, weight, bias, dtype):
+    """The affine map y = x * scale + shift per channel, in the data's dtype (the backward's ReLU mask is
+    recomputed from the very same numbers)."""
+    scale = (weight * inv_std).astype(dtype)
+    return scale, (bias - mean * scale).astype(dtype)
+
+
+def batch_norm_backward(x, gy, mean, inv_std, weight, batch_stats, bias=None, relu=False):
+    """-> (gx, gweight, gbias) of ``batch_norm_forward``'s y for the upstream gradient gy.  ``relu`` (the forward's,
+    with its ``bias``): gy is masked where the forward's ReLU was 0."""
     xp, device = get_array_module(x), device_of(x)
     x3, gy3 = _nc_l(x), _nc_l(gy)
-    scale = (weight * inv_std).astype(x.dtype)
+    scale, shift = _scale_shift(mean, inv_std, weight, xp.zeros_like(weight) if bias is None else bias, x.dtype)
     if device == "cpu":
         gbias, gweight = np.empty(x.shape[1], np.float64), np.empty(x.shape[1], np.float64)
-        cpu_launch(_grad_sums_cpu, x3.size)(x3, gy3, mean, inv_std, gbias, gweight)
+        cpu_launch(_grad_sums_cpu, x3.size)(x3, gy3, mean, inv_std, scale, shift, relu, gbias, gweight)
         gbias, gweight = gbias.astype(x.dtype), gweight.astype(x.dtype)
     else:
+        if relu:
+            masked = xp.empty_like(gy3)
+            launch(_masked_gpu, gy3.size)(x3, gy3, scale, shift, masked)
+            gy3 = masked
         xhat = (x3 - mean[None, :, None]) * inv_std[None, :, None]
         gbias, gweight = gy3.sum(axis=(0, 2)), (gy3 * xhat).sum(axis=(0, 2))
-    if not batch_stats:
-        return gy * scale.reshape((1, -1) + (1,) * (gy.ndim - 2)), gweight, gbias
     gx = xp.empty_like(x3)
-    if device == "cpu":
-        cpu_launch(_grad_input_cpu, x3.size)(x3, gy3, mean, inv_std, scale, gbias, gweight, gx)
-    else:
-        launch(_grad_input_gpu, gx.size)(x3, gy3, mean, inv_std, scale, gbias, gweight, gx)
+    sums = (gbias, gweight) if batch_stats else (xp.zeros_like(gbias), xp.zeros_like(gweight))
+    if device == "cpu":                            # eval (constant statistics): gx = scale * (masked) gy
+        cpu_launch(_grad_input_cpu, x3.size)(x3, gy3, mean, inv_std, scale, shift, relu, *sums, gx)
+    else:                                          # gy3 is masked already: the kernel's mask would pass it all
+        launch(_grad_input_gpu, gx.size)(x3, gy3, mean, inv_std, scale, shift, False, *sums, gx)
     return gx.reshape(x.shape), gweight, gbias

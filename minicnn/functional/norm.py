@@ -3,7 +3,7 @@ from minicnn.autograd import Function, Tensor
 from minicnn.backend import device_of, get_array_module
 from minicnn.kernels import batchnorm, lrn
 
-__all__ = ["batch_norm", "local_response_norm", "BatchNormFn", "LocalResponseNormFn"]
+__all__ = ["batch_norm", "batch_norm_relu", "local_response_norm", "BatchNormFn", "LocalResponseNormFn"]
 
 
 class BatchNormFn(Function):
@@ -12,20 +12,21 @@ class BatchNormFn(Function):
     ``batch_stats=True``: mean and var are the batch's own (biased) statistics, functions of x, computed here
     (kept as ``self.mean``, ``self.var`` for the running averages), and the backward pass differentiates through
     them (Ioffe & Szegedy 2015, section 3); ``False``: ``mean`` and ``var`` are the given constants (the running
-    statistics of eval mode) and the op is a per-channel affine map.  The loops are kernels/batchnorm.py's.
+    statistics of eval mode) and the op is a per-channel affine map.  ``relu=True``: y is relu of that, in the
+    same passes over the data.  The loops are kernels/batchnorm.py's.
     """
-    def __init__(self, eps, batch_stats, mean=None, var=None):
-        self.eps, self.batch_stats, self.mean, self.var = eps, batch_stats, mean, var
+    def __init__(self, eps, batch_stats, mean=None, var=None, relu=False):
+        self.eps, self.batch_stats, self.mean, self.var, self.relu = eps, batch_stats, mean, var, relu
 
     def forward(self, x, weight, bias):
         y, self.mean, self.var, self.inv_std = batchnorm.batch_norm_forward(
-            x, self.mean, self.var, weight, bias, self.eps, self.batch_stats)
-        self.x, self.weight = x, weight
+            x, self.mean, self.var, weight, bias, self.eps, self.batch_stats, self.relu)
+        self.x, self.weight, self.bias = x, weight, bias
         return y
 
     def backward(self, gy):
         gx, gweight, gbias = batchnorm.batch_norm_backward(self.x, gy, self.mean, self.inv_std, self.weight,
-                                                           self.batch_stats)
+                                                           self.batch_stats, self.bias, self.relu)
         return gx, gweight, gbias
 
 
@@ -48,28 +49,42 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     ``training=False`` normalises with the running statistics, which must then be given.  ``momentum`` may be a
     0-d array on the input's device (BatchNorm's cumulative average with ``momentum=None``: no host round trip).
     """
+    return _batch_norm("batch_norm", input, running_mean, running_var, weight, bias, training, momentum, eps, False)
+
+
+def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
+                    eps=1e-5):
+    """``relu(batch_norm(input, ...))`` (same arguments) in the passes of batch_norm alone: the ReLU is applied as
+    y is written and its mask recomputed in the backward (kernels/batchnorm.py).  Not a PyTorch function: it is
+    what ``nn.BatchNormReLU2d`` runs, for conv -> BN -> ReLU blocks where the ReLU's own two passes cost as much
+    memory traffic as the normalisation."""
+    return _batch_norm("batch_norm_relu", input, running_mean, running_var, weight, bias, training, momentum, eps,
+                       True)
+
+
+def _batch_norm(op, input, running_mean, running_var, weight, bias, training, momentum, eps, relu):
     if not isinstance(input, Tensor):
-        raise TypeError(f"batch_norm: input must be a Tensor, got {type(input).__name__}")
+        raise TypeError(f"{op}: input must be a Tensor, got {type(input).__name__}")
     if input.ndim < 2:
-        raise ValueError(f"batch_norm: input must be (N, C) or (N, C, *), got shape {input.shape}")
+        raise ValueError(f"{op}: input must be (N, C) or (N, C, *), got shape {input.shape}")
     C = input.shape[1]
     for name, t in [("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
                     ("bias", bias)]:
-        _check_channels("batch_norm", name, t, C)
+        _check_channels(op, name, t, C)
         where = t.device if isinstance(t, Tensor) else None if t is None else device_of(t)
         if where is not None and where != input.device:
-            raise RuntimeError(f"batch_norm: {name} is on {where}, input on {input.device}")
+            raise RuntimeError(f"{op}: {name} is on {where}, input on {input.device}")
     x = input.data
     xp = get_array_module(x)
     if training and x.size // C <= 1:
-        raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
+        raise ValueError(f"{op}: expected more than 1 value per channel when training, "
                          f"got input shape {input.shape}")
     if not training and (running_mean is None or running_var is None):
-        raise ValueError("batch_norm: running_mean and running_var are needed when training=False")
+        raise ValueError(f"{op}: running_mean and running_var are needed when training=False")
     weight = xp.ones(C, x.dtype) if weight is None else weight
     bias = xp.zeros(C, x.dtype) if bias is None else bias
     if training:
-        fn = BatchNormFn(eps, batch_stats=True)
+        fn = BatchNormFn(eps, batch_stats=True, relu=relu)
         y = fn(input, weight, bias)
         m = x.size // C
         if running_mean is not None:
@@ -80,7 +95,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             rv[...] = (1 - momentum) * rv + momentum * fn.var * (m / (m - 1))
         return y
     mean, var = (xp.asarray(_data(t)).astype(x.dtype, copy=False) for t in (running_mean, running_var))
-    return BatchNormFn(eps, batch_stats=False, mean=mean, var=var)(input, weight, bias)
+    return BatchNormFn(eps, batch_stats=False, mean=mean, var=var, relu=relu)(input, weight, bias)
 
 
 class LocalResponseNormFn(Function):

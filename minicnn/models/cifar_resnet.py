@@ -30,14 +30,14 @@ class CifarBasicBlock(nn.Module):
     def __init__(self, in_planes, planes, stride=1):
         super().__init__()
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
+        self.bn1 = nn.BatchNormReLU2d(planes)                      # bn1 and the relu after it, in one pass
         self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         changes = stride != 1 or in_planes != planes
         self.shortcut = LambdaShortcut((planes - in_planes) // 2) if changes else nn.Identity()
 
     def forward(self, x):
-        y = F.relu(self.bn1(self.conv1(x)))
+        y = self.bn1(self.conv1(x))                                # relu(bn1(conv1(x)))
         return F.relu(self.bn2(self.conv2(y)) + self.shortcut(x))
 
 
@@ -46,7 +46,7 @@ class CifarResNet(nn.Module):
     def __init__(self, n, num_classes=10):
         super().__init__()
         self.conv1 = nn.Conv2d(3, 16, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
+        self.bn1 = nn.BatchNormReLU2d(16)                          # bn1 and its relu, in one pass
         self.layer1 = self._make_layer(16, 16, n, 1)                # 32 x 32
         self.layer2 = self._make_layer(16, 32, n, 2)                # 16 x 16
         self.layer3 = self._make_layer(32, 64, n, 2)                # 8 x 8
@@ -60,7 +60,7 @@ class CifarResNet(nn.Module):
                              *[CifarBasicBlock(planes, planes) for _ in range(n - 1)])
 
     def forward(self, x):                                           # (N, 3, 32, 32)
-        x = F.relu(self.bn1(self.conv1(x)))                         # (N, 16, 32, 32)
+        x = self.bn1(self.conv1(x))                                 # relu(bn1(conv1(x))): (N, 16, 32, 32)
         x = self.layer3(self.layer2(self.layer1(x)))                # (N, 64, 8, 8)
         x = self.avgpool(x)
         return self.fc(x.reshape(x.shape[0], -1))

@@ -4,7 +4,7 @@ import numpy as np
 from minicnn import functional as F
 from minicnn.nn.module import Module, Parameter
 
-__all__ = ["BatchNorm1d", "BatchNorm2d", "LocalResponseNorm"]
+__all__ = ["BatchNorm1d", "BatchNorm2d", "BatchNormReLU2d", "LocalResponseNorm"]
 
 
 class _BatchNorm(Module):
@@ -16,6 +16,7 @@ class _BatchNorm(Module):
     mode the running statistics normalise.  ``track_running_stats=False``: batch statistics in both modes.
     """
     expected_dims = ()
+    normalize = staticmethod(F.batch_norm)
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
                  dtype=np.float32):
@@ -63,7 +64,7 @@ class _BatchNorm(Module):
                 factor = 1.0 / self.num_batches_tracked.data    # (a float() here would wait for the GPU)
         use_batch_stats = self.training or self.running_mean is None
         tracked = not self.training or self.track_running_stats
-        return F.batch_norm(input, self.running_mean if tracked else None, self.running_var if tracked else None,
+        return self.normalize(input, self.running_mean if tracked else None, self.running_var if tracked else None,
                             self.weight, self.bias, use_batch_stats, factor, self.eps)
 
     def extra_repr(self):
@@ -79,6 +80,18 @@ class BatchNorm1d(_BatchNorm):
 class BatchNorm2d(_BatchNorm):
     """Batch normalisation of (N, C, H, W) inputs over N, H and W."""
     expected_dims = (4,)
+
+
+class BatchNormReLU2d(BatchNorm2d):
+    """``relu(BatchNorm2d(x))`` in one module and in the passes of the normalisation alone
+    (``F.batch_norm_relu``): what a conv -> BN -> ReLU block runs to spare the ReLU's own passes over the data.
+
+    The parameters and buffers are BatchNorm2d's, under the same names (state-dict keys ``bn1.weight``,
+    ``bn1.running_mean``, ... load from and into torchvision's and timm's checkpoints), and it is a BatchNorm2d
+    for ``isinstance`` (initialisation, weight decay rules); only its output is the ReLU's.  PyTorch has no such
+    training module (``torch.ao.nn.intrinsic.BNReLU2d`` is its quantisation-side cousin).
+    """
+    normalize = staticmethod(F.batch_norm_relu)
 
 
 class LocalResponseNorm(Module):
