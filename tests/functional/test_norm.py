@@ -2,7 +2,7 @@
 gradients against finite differences (training and eval), errors before any work."""
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import assume, given, strategies as st
 
 import minicnn as mc
 import minicnn.functional as F
@@ -149,3 +149,35 @@ def test_local_response_norm_errors():
         F.local_response_norm(mc.tensor(np.ones((2, 3))), 2)
     with pytest.raises(ValueError, match="local_response_norm: size must be a positive integer, got 0"):
         F.local_response_norm(mc.tensor(np.ones((2, 3, 4))), 0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_relu_is_relu_of_batch_norm(device, training):
+    x = mc.tensor(randn(4, 3, 5, 5, seed=7), device=device, requires_grad=True)
+    w, b = (mc.tensor(randn(3, seed=s), device=device, requires_grad=True) for s in (8, 9))
+    rm, rv = (None, None) if training else (mc.tensor(randn(3, seed=10), device=device),
+                                            mc.tensor(np.linspace(0.5, 2.0, 3), device=device))
+    gy = randn(4, 3, 5, 5, seed=11)
+    grads = []
+    for f in (lambda: F.batch_norm_relu(x, rm, rv, w, b, training=training),
+              lambda: F.relu(F.batch_norm(x, rm, rv, w, b, training=training))):
+        x.grad = w.grad = b.grad = None
+        y = f()
+        y.backward(mc.tensor(gy, device=device))
+        grads.append([y.numpy()] + [t.grad.numpy() for t in (x, w, b)])
+    assert 0.1 < (grads[0][0] > 0).mean() < 0.9                      # the ReLU cuts a good share
+    for got, ref in zip(*grads):
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+
+
+@given(shape=bn_shapes(training=True), seed=st.integers(0, 2**16), training=st.booleans())
+def test_batch_norm_relu_gradcheck(shape, seed, training):
+    """float64 finite differences, away from the ReLU's kink (no output within 0.01 of 0)."""
+    C = shape[1]
+    x, w, b = spread(shape, seed), randn(C, seed=seed + 1), randn(C, seed=seed + 2)
+    rm, rv = (None, None) if training else (randn(C, seed=seed + 3), np.linspace(0.3, 3.0, C))
+    y = F.batch_norm(mc.tensor(x, dtype=np.float64), rm, rv, mc.tensor(w, dtype=np.float64),
+                     mc.tensor(b, dtype=np.float64), training=training).numpy()
+    assume(np.abs(y).min() > 0.01)
+    mc.gradcheck(lambda x, w, b: F.batch_norm_relu(x, rm, rv, w, b, training=training), [x, w, b])

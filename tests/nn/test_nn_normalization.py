@@ -143,3 +143,15 @@ def test_dropout_modules_follow_train_and_eval(cls):
     np.testing.assert_array_equal(layer(x).numpy(), x.numpy())
     with pytest.raises(ValueError, match=f"{cls.__name__}: dropout probability p has to be between 0 and 1"):
         cls(1.2)
+
+
+def test_batch_norm_relu_2d_is_a_batch_norm_with_the_same_keys_and_a_relu_output():
+    fused, plain = nn.BatchNormReLU2d(3), nn.BatchNorm2d(3)
+    assert isinstance(fused, nn.BatchNorm2d)
+    assert list(fused.state_dict()) == list(plain.state_dict())
+    plain.weight.data[...] = fused.weight.data[...] = [1.0, -2.0, 0.5]
+    x = mc.tensor(np.random.default_rng(0).standard_normal((4, 3, 5, 5)))
+    np.testing.assert_allclose(fused(x).numpy(), F.relu(plain(x)).numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(fused.running_var.numpy(), plain.running_var.numpy(), rtol=1e-6)
+    fused.eval(), plain.eval()
+    np.testing.assert_allclose(fused(x).numpy(), F.relu(plain(x)).numpy(), rtol=1e-6, atol=1e-7)
