@@ -18,6 +18,9 @@ first value is, and in float64 even values 1000 standard deviations off keep 9 d
 ``relu=True`` is ``relu(batch_norm(x))`` in the same passes (a block's conv -> BN -> ReLU): the affine pass
 writes max(y, 0) (NaN stays NaN, as ``kernels/relu.py``), and the backward recomputes the mask y > 0 from x,
 which it reads anyway, so the ReLU costs no pass of its own either way (ResNet-20 has ten such pairs a step).
+``residual=r`` is ``relu(batch_norm(x) + r)``, the end of a residual block, in the affine pass too (x and r read,
+y and the ReLU's mask written, against an extra y, a sum and a ReLU pass); its backward is the ReLU's (the mask)
+then batch norm's, and r's gradient is the masked one.
 
 On the GPU the per-channel sums are CuPy reductions (tuned, race-free) and the elementwise passes are CUDA
 kernels, one thread per element.  ``batch_stats=False`` (eval) is the affine map alone: gx = gy * scale.
@@ -33,12 +36,12 @@ __all__ = ["batch_norm_forward", "batch_norm_backward", "batch_norm_forward_ref"
 
 
 # ---- NumPy reference (the formulas above, float64) --------------------------------------------------------------
-def batch_norm_forward_ref(x, weight, bias, eps, relu=False):
+def batch_norm_forward_ref(x, weight, bias, eps, relu=False, residual=None):
     """x (N, C, L) -> y, mean, var (biased) of each channel."""
     x = x.astype(np.float64)
     mean, var = x.mean(axis=(0, 2)), x.var(axis=(0, 2))
     xhat = (x - mean[:, None]) / np.sqrt(var[:, None] + eps)
-    y = xhat * weight[:, None] + bias[:, None]
+    y = xhat * weight[:, None] + bias[:, None] + (0 if residual is None else residual)
     return (y * (y > 0) if relu else y), mean, var
 
 
@@ -109,6 +112,19 @@ def _affine_cpu(x, scale, shift, relu, y):
 
 
 @njit(parallel=True, cache=True)
+def _affine_add_relu_cpu(x, scale, shift, r, y, mask):
+    """y = relu(x * scale + shift + r), mask = y > 0 (for the ReLU's backward)."""
+    N, C, L = x.shape
+    for nc in prange(N * C):
+        n, c = nc // C, nc % C
+        a, b, src, res, dst, m = scale[c], shift[c], x[n, c], r[n, c], y[n, c], mask[n, c]
+        for i in range(L):
+            v = src[i] * a + b + res[i]
+            m[i] = v > 0
+            dst[i] = v * like(m[i], v)
+
+
+@njit(parallel=True, cache=True)
 def _grad_sums_cpu(x, gy, mean, inv_std, scale, shift, relu, gbias, gweight):
     N, C, L = x.shape
     for c in prange(C):
@@ -147,6 +163,17 @@ def _affine_gpu(x, scale, shift, relu, y):
 
 
 @cuda.jit(cache=True)
+def _affine_add_relu_gpu(x, scale, shift, r, y, mask):
+    i = cuda.grid(1)
+    N, C, L = x.shape
+    if i < x.size:
+        n, c, j = i // (C * L), i // L % C, i % L
+        v = x[n, c, j] * scale[c] + shift[c] + r[n, c, j]
+        mask[n, c, j] = v > 0
+        y[n, c, j] = v * like(v > 0, v)
+
+
+@cuda.jit(cache=True)
 def _masked_gpu(x, gy, scale, shift, out):
     """out = gy where the ReLU after the affine map passed it, else 0 (for the CuPy sums)."""
     i = cuda.grid(1)
@@ -174,10 +201,11 @@ def _nc_l(a):
     return xp.ascontiguousarray(a).reshape(a.shape[0], a.shape[1], -1)
 
 
-def batch_norm_forward(x, mean, var, weight, bias, eps, batch_stats, relu=False):
+def batch_norm_forward(x, mean, var, weight, bias, eps, batch_stats, relu=False, residual=None):
     """x (N, C, *) -> (y, mean, var, inv_std): y in x's dtype; mean and var are the batch's own (biased) statistics
     when ``batch_stats``, else the given ones (running statistics) and only the affine map runs.  ``relu``: y is
-    relu(batch_norm(x))."""
+    relu(batch_norm(x)).  ``residual`` (x's shape; with ``relu`` only): y is relu(batch_norm(x) + residual), and
+    the result is (y, mean, var, inv_std, mask) with the ReLU's mask for ``relu_backward``."""
     xp, device = get_array_module(x), device_of(x)
     x3 = _nc_l(x)
     if batch_stats:
@@ -191,6 +219,15 @@ def batch_norm_forward(x, mean, var, weight, bias, eps, batch_stats, relu=False)
     inv_std = (1 / xp.sqrt(var + eps)).astype(x.dtype)
     scale, shift = _scale_shift(mean, inv_std, weight, bias, x.dtype)
     y = xp.empty_like(x3)
+    if residual is not None:
+        if not relu:
+            raise ValueError("batch_norm_forward: a residual is added only before a ReLU (relu=True)")
+        mask, r3 = xp.empty(x3.shape, np.bool_), _nc_l(residual)
+        if device == "cpu":
+            cpu_launch(_affine_add_relu_cpu, x3.size)(x3, scale, shift, r3, y, mask)
+        else:
+            launch(_affine_add_relu_gpu, y.size)(x3, scale, shift, r3, y, mask)
+        return y.reshape(x.shape), mean, var, inv_std, mask.reshape(x.shape)
     if device == "cpu":
         cpu_launch(_affine_cpu, x3.size)(x3, scale, shift, relu, y)
     else:

@@ -1,7 +1,7 @@
 """Normalisation layers' ops: batch normalisation (Ioffe & Szegedy 2015) and local response normalisation."""
 from minicnn.autograd import Function, Tensor
 from minicnn.backend import device_of, get_array_module
-from minicnn.kernels import batchnorm, lrn
+from minicnn.kernels import batchnorm, lrn, relu as relu_kernels
 
 __all__ = ["batch_norm", "batch_norm_relu", "local_response_norm", "BatchNormFn", "LocalResponseNormFn"]
 
@@ -13,21 +13,29 @@ class BatchNormFn(Function):
     (kept as ``self.mean``, ``self.var`` for the running averages), and the backward pass differentiates through
     them (Ioffe & Szegedy 2015, section 3); ``False``: ``mean`` and ``var`` are the given constants (the running
     statistics of eval mode) and the op is a per-channel affine map.  ``relu=True``: y is relu of that, in the
-    same passes over the data.  The loops are kernels/batchnorm.py's.
+    same passes over the data; a fourth input ``residual`` (x's shape) is added before the ReLU.  The loops are
+    kernels/batchnorm.py's.
     """
     def __init__(self, eps, batch_stats, mean=None, var=None, relu=False):
         self.eps, self.batch_stats, self.mean, self.var, self.relu = eps, batch_stats, mean, var, relu
 
-    def forward(self, x, weight, bias):
-        y, self.mean, self.var, self.inv_std = batchnorm.batch_norm_forward(
-            x, self.mean, self.var, weight, bias, self.eps, self.batch_stats, self.relu)
-        self.x, self.weight, self.bias = x, weight, bias
+    def forward(self, x, weight, bias, residual=None):
+        self.x, self.weight, self.bias, self.mask = x, weight, bias, None
+        if residual is None:
+            y, self.mean, self.var, self.inv_std = batchnorm.batch_norm_forward(
+                x, self.mean, self.var, weight, bias, self.eps, self.batch_stats, self.relu)
+        else:
+            y, self.mean, self.var, self.inv_std, self.mask = batchnorm.batch_norm_forward(
+                x, self.mean, self.var, weight, bias, self.eps, self.batch_stats, self.relu, residual)
         return y
 
     def backward(self, gy):
-        gx, gweight, gbias = batchnorm.batch_norm_backward(self.x, gy, self.mean, self.inv_std, self.weight,
-                                                           self.batch_stats, self.bias, self.relu)
-        return gx, gweight, gbias
+        if self.mask is None:
+            return batchnorm.batch_norm_backward(self.x, gy, self.mean, self.inv_std, self.weight,
+                                                 self.batch_stats, self.bias, self.relu)
+        g = relu_kernels.relu_backward(gy, self.mask)     # through the ReLU; the residual's gradient
+        return batchnorm.batch_norm_backward(self.x, g, self.mean, self.inv_std, self.weight,
+                                             self.batch_stats) + (g,)
 
 
 def _data(t):
@@ -53,16 +61,17 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 
 def batch_norm_relu(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1,
-                    eps=1e-5):
+                    eps=1e-5, residual=None):
     """``relu(batch_norm(input, ...))`` (same arguments) in the passes of batch_norm alone: the ReLU is applied as
-    y is written and its mask recomputed in the backward (kernels/batchnorm.py).  Not a PyTorch function: it is
-    what ``nn.BatchNormReLU2d`` runs, for conv -> BN -> ReLU blocks where the ReLU's own two passes cost as much
-    memory traffic as the normalisation."""
+    y is written and its mask recomputed in the backward (kernels/batchnorm.py).  ``residual`` (a Tensor of
+    input's shape, dtype and device): ``relu(batch_norm(input, ...) + residual)``, a residual block's end, with
+    the sum in the same pass.  Not a PyTorch function: it is what ``nn.BatchNormReLU2d`` runs, for conv -> BN ->
+    ReLU blocks where the ReLU's own two passes cost as much memory traffic as the normalisation."""
     return _batch_norm("batch_norm_relu", input, running_mean, running_var, weight, bias, training, momentum, eps,
-                       True)
+                       True, residual)
 
 
-def _batch_norm(op, input, running_mean, running_var, weight, bias, training, momentum, eps, relu):
+def _batch_norm(op, input, running_mean, running_var, weight, bias, training, momentum, eps, relu, residual=None):
     if not isinstance(input, Tensor):
         raise TypeError(f"{op}: input must be a Tensor, got {type(input).__name__}")
     if input.ndim < 2:
@@ -81,11 +90,19 @@ def _batch_norm(op, input, running_mean, running_var, weight, bias, training, mo
                          f"got input shape {input.shape}")
     if not training and (running_mean is None or running_var is None):
         raise ValueError(f"{op}: running_mean and running_var are needed when training=False")
+    extra = ()
+    if residual is not None:
+        if not isinstance(residual, Tensor):
+            raise TypeError(f"{op}: residual must be a Tensor, got {type(residual).__name__}")
+        if residual.shape != input.shape or residual.dtype != input.dtype or residual.device != input.device:
+            raise ValueError(f"{op}: residual must match input (shape {input.shape}, {input.dtype}, "
+                             f"{input.device}), got shape {residual.shape}, {residual.dtype}, {residual.device}")
+        extra = (residual,)
     weight = xp.ones(C, x.dtype) if weight is None else weight
     bias = xp.zeros(C, x.dtype) if bias is None else bias
     if training:
         fn = BatchNormFn(eps, batch_stats=True, relu=relu)
-        y = fn(input, weight, bias)
+        y = fn(input, weight, bias, *extra)
         m = x.size // C
         if running_mean is not None:
             rm = _data(running_mean)
@@ -95,7 +112,7 @@ def _batch_norm(op, input, running_mean, running_var, weight, bias, training, mo
             rv[...] = (1 - momentum) * rv + momentum * fn.var * (m / (m - 1))
         return y
     mean, var = (xp.asarray(_data(t)).astype(x.dtype, copy=False) for t in (running_mean, running_var))
-    return BatchNormFn(eps, batch_stats=False, mean=mean, var=var, relu=relu)(input, weight, bias)
+    return BatchNormFn(eps, batch_stats=False, mean=mean, var=var, relu=relu)(input, weight, bias, *extra)
 
 
 class LocalResponseNormFn(Function):

@@ -32,13 +32,13 @@ class CifarBasicBlock(nn.Module):
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNormReLU2d(planes)                      # bn1 and the relu after it, in one pass
         self.conv2 = nn.Conv2d(planes, planes, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = nn.BatchNormReLU2d(planes)                      # bn2, the shortcut's sum and the relu
         changes = stride != 1 or in_planes != planes
         self.shortcut = LambdaShortcut((planes - in_planes) // 2) if changes else nn.Identity()
 
     def forward(self, x):
         y = self.bn1(self.conv1(x))                                # relu(bn1(conv1(x)))
-        return F.relu(self.bn2(self.conv2(y)) + self.shortcut(x))
+        return self.bn2(self.conv2(y), residual=self.shortcut(x))  # relu(bn2(conv2(y)) + shortcut(x))
 
 
 class CifarResNet(nn.Module):

@@ -50,6 +50,11 @@ class _BatchNorm(Module):
             self.bias.data[...] = 0
 
     def forward(self, input):
+        return self._normalize(input)
+
+    def _normalize(self, input, **extra):
+        """``self.normalize`` (F.batch_norm, or a fused variant) of input with this layer's statistics, after the
+        checks; ``extra``: keyword arguments for it."""
         name = type(self).__name__
         if input.ndim not in self.expected_dims:
             dims = " or ".join(f"{d}D" for d in self.expected_dims)
@@ -65,7 +70,7 @@ class _BatchNorm(Module):
         use_batch_stats = self.training or self.running_mean is None
         tracked = not self.training or self.track_running_stats
         return self.normalize(input, self.running_mean if tracked else None, self.running_var if tracked else None,
-                            self.weight, self.bias, use_batch_stats, factor, self.eps)
+                            self.weight, self.bias, use_batch_stats, factor, self.eps, **extra)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
@@ -90,8 +95,13 @@ class BatchNormReLU2d(BatchNorm2d):
     ``bn1.running_mean``, ... load from and into torchvision's and timm's checkpoints), and it is a BatchNorm2d
     for ``isinstance`` (initialisation, weight decay rules); only its output is the ReLU's.  PyTorch has no such
     training module (``torch.ao.nn.intrinsic.BNReLU2d`` is its quantisation-side cousin).
+
+    ``bn(x, residual=s)`` is ``relu(bn(x) + s)``, a residual block's end, with the sum in the same pass.
     """
     normalize = staticmethod(F.batch_norm_relu)
+
+    def forward(self, input, residual=None):
+        return self._normalize(input, residual=residual)
 
 
 class LocalResponseNorm(Module):

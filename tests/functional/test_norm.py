@@ -181,3 +181,44 @@ def test_batch_norm_relu_gradcheck(shape, seed, training):
                      mc.tensor(b, dtype=np.float64), training=training).numpy()
     assume(np.abs(y).min() > 0.01)
     mc.gradcheck(lambda x, w, b: F.batch_norm_relu(x, rm, rv, w, b, training=training), [x, w, b])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("training", [True, False])
+def test_batch_norm_relu_with_residual_is_relu_of_the_sum(device, training):
+    x, r = (mc.tensor(randn(4, 3, 5, 5, seed=s), device=device, requires_grad=True) for s in (12, 13))
+    w, b = (mc.tensor(randn(3, seed=s), device=device, requires_grad=True) for s in (14, 15))
+    rm, rv = (None, None) if training else (mc.tensor(randn(3, seed=16), device=device),
+                                            mc.tensor(np.linspace(0.5, 2.0, 3), device=device))
+    gy = randn(4, 3, 5, 5, seed=17)
+    results = []
+    for f in (lambda: F.batch_norm_relu(x, rm, rv, w, b, training=training, residual=r),
+              lambda: F.relu(F.batch_norm(x, rm, rv, w, b, training=training) + r)):
+        x.grad = r.grad = w.grad = b.grad = None
+        y = f()
+        y.backward(mc.tensor(gy, device=device))
+        results.append([y.numpy()] + [t.grad.numpy() for t in (x, r, w, b)])
+    assert 0.1 < (results[0][0] > 0).mean() < 0.9
+    for got, ref in zip(*results):
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
+
+
+@given(shape=bn_shapes(training=True), seed=st.integers(0, 2**16))
+def test_batch_norm_relu_with_residual_gradcheck(shape, seed):
+    C = shape[1]
+    x, r, w, b = spread(shape, seed), randn(*shape, seed=seed + 3), randn(C, seed=seed + 1), randn(C, seed=seed + 2)
+    y = F.batch_norm(mc.tensor(x, dtype=np.float64), None, None, mc.tensor(w, dtype=np.float64),
+                     mc.tensor(b, dtype=np.float64), training=True).numpy() + r
+    assume(np.abs(y).min() > 0.01)
+    mc.gradcheck(lambda x, r, w, b: F.batch_norm_relu(x, None, None, w, b, training=True, residual=r), [x, r, w, b])
+
+
+@pytest.mark.parametrize("residual, message", [
+    (np.ones((2, 3, 4, 4)), "residual must be a Tensor"),
+    (mc.tensor(np.ones((2, 3, 4, 3))), r"residual must match input \(shape \(2, 3, 4, 4\)"),
+    (mc.tensor(np.ones((2, 3, 4, 4)), dtype=np.float64), "residual must match input"),
+])
+def test_batch_norm_relu_residual_errors(residual, message):
+    with pytest.raises((TypeError, ValueError), match="batch_norm_relu: " + message):
+        F.batch_norm_relu(mc.tensor(np.ones((2, 3, 4, 4), np.float32)), None, None, training=True,
+                          residual=residual)

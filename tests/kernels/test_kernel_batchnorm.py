@@ -93,4 +93,20 @@ def test_cuda_kernels_compile_to_ptx():
     a, v = T.float32[:, :, ::1], T.float32[::1]
     assert ".entry" in compile_ptx(B._affine_gpu, (a, v, v, T.boolean, a))
     assert ".entry" in compile_ptx(B._masked_gpu, (a, a, v, v, a))
+    assert ".entry" in compile_ptx(B._affine_add_relu_gpu, (a, v, v, a, a, T.boolean[:, :, ::1]))
     assert ".entry" in compile_ptx(B._grad_input_gpu, (a, a, v, v, v, v, T.boolean, v, v, a))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_residual_is_added_before_the_relu_and_its_mask_is_returned(device):
+    rng = np.random.default_rng(5)
+    x, r = rng.standard_normal((3, 2, 7)) * 2 + 1, rng.standard_normal((3, 2, 7))
+    w, b = rng.standard_normal(2), rng.standard_normal(2)
+    d = lambda a: backend.to_device(a, device)                        # noqa: E731
+    y, mean, var, _, mask = B.batch_norm_forward(d(x), None, None, d(w), d(b), 1e-5, True, True, d(r))
+    y_ref, mean_ref, var_ref = B.batch_norm_forward_ref(x, w, b, 1e-5, True, r)
+    np.testing.assert_allclose(to_cpu(y), y_ref, rtol=1e-10, atol=1e-10)
+    np.testing.assert_array_equal(to_cpu(mask), y_ref > 0)
+    assert 0.2 < to_cpu(mask).mean() < 0.8
+    with pytest.raises(ValueError, match="only before a ReLU"):
+        B.batch_norm_forward(d(x), None, None, d(w), d(b), 1e-5, True, False, d(r))

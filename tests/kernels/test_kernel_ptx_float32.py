@@ -107,6 +107,7 @@ def _drive(mods):
         B.batch_norm_backward(sim(x), sim(x), mean, inv_std, w3, True)
         B.batch_norm_forward(sim(x), None, None, w3, w3, 1e-5, True, True)
         B.batch_norm_backward(sim(x), sim(x), mean, inv_std, w3, True, w3, True)
+        B.batch_norm_forward(sim(x), None, None, w3, w3, 1e-5, True, True, sim(x))
     if "lrn" in mods:
         L = mods["lrn"]
         L.lrn_forward(x, 5, 1e-4, 0.75, 2.0, device="cuda")

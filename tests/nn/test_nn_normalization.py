@@ -155,3 +155,9 @@ def test_batch_norm_relu_2d_is_a_batch_norm_with_the_same_keys_and_a_relu_output
     np.testing.assert_allclose(fused.running_var.numpy(), plain.running_var.numpy(), rtol=1e-6)
     fused.eval(), plain.eval()
     np.testing.assert_allclose(fused(x).numpy(), F.relu(plain(x)).numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_batch_norm_relu_2d_adds_the_residual_before_the_relu():
+    fused, plain = nn.BatchNormReLU2d(3), nn.BatchNorm2d(3)
+    x, r = (mc.tensor(np.random.default_rng(s).standard_normal((4, 3, 5, 5))) for s in (1, 2))
+    np.testing.assert_allclose(fused(x, residual=r).numpy(), F.relu(plain(x) + r).numpy(), rtol=1e-6, atol=1e-7)
