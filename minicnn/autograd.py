@@ -10,6 +10,7 @@ import contextlib
 import numpy as np
 
 from minicnn import backend
+from minicnn.kernels import grad_sum
 
 _grad_enabled = True
 
@@ -261,6 +262,7 @@ class Tensor:
             if type(g) is not type(self.data) or g.dtype != self.dtype:
                 g = _as_array(g, self.dtype, self.device)
         grads, given = {id(self): g}, set()           # given: buffers already handed to a leaf's .grad
+        summed = set()                               # tensors whose gradient is a sum this walk made
         if gradient is not None:                     # the caller's own array, used as is: never a .grad itself
             given.add(id(_base(g)))
         for t in _topological_order(self):           # outputs before the tensors they were computed from
@@ -297,7 +299,13 @@ class Tensor:
                     raise RuntimeError(f"{type(fn).__name__}.backward: gradient shape {tuple(gi.shape)} "
                                        f"does not match input shape {inp.shape}")
                 prev = grads.get(id(inp))
-                grads[id(inp)] = gi if prev is None else prev + gi
+                if prev is None:
+                    grads[id(inp)] = gi
+                elif id(inp) in summed and grad_sum.runs_kernel(prev, gi):
+                    grad_sum.add(prev, gi, out=prev)     # our own array: nobody else holds it
+                else:
+                    grads[id(inp)] = grad_sum.add(prev, gi)
+                    summed.add(id(inp))
             if not retain_graph:
                 fn.inputs = ()
 

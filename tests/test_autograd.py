@@ -169,3 +169,16 @@ def test_backward_uses_the_callers_gradient_without_letting_grad_alias_it():
     x.reshape(6).backward(g6)
     g6[...] = 9
     np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 3), 4.0))
+
+
+def test_a_third_gradient_is_summed_without_touching_a_shared_one():
+    """x gets three gradients: the first is the very array the outer add also hands to t, so the engine sums into
+    a new array of its own, then the third into that one in place; t's gradient and the caller's stay as given."""
+    x = mc.tensor(np.ones((4, 64, 300), np.float32), requires_grad=True)   # past the kernels' parallel threshold
+    t = x + x
+    g = np.full(x.shape, 2.0, np.float32)
+    t.retain_grad()
+    (t + x).backward(g)
+    np.testing.assert_array_equal(x.grad.numpy(), 6.0)
+    np.testing.assert_array_equal(t.grad.numpy(), 2.0)
+    np.testing.assert_array_equal(g, 2.0)

@@ -22,7 +22,7 @@ from helpers import compile_ptx
 pytestmark = pytest.mark.skipif(backend.SIMULATED, reason="compile_ptx needs the real CUDA target, not the simulator")
 
 MODULES = ["adaptive_pool", "depthwise", "dropout", "im2col", "lrn", "nms", "pool", "roi_pool", "optim", "winograd",
-           "direct_conv", "batchnorm"]
+           "direct_conv", "batchnorm", "grad_sum"]
 F64_ALLOWED = {}              # kernel name -> why float64 is deliberate (none at present)
 # kernels another engineer is reworking right now; each stays checked and reported, expected to fail for now
 PENDING = {}
@@ -108,6 +108,8 @@ def _drive(mods):
         B.batch_norm_forward(sim(x), None, None, w3, w3, 1e-5, True, True)
         B.batch_norm_backward(sim(x), sim(x), mean, inv_std, w3, True, w3, True)
         B.batch_norm_forward(sim(x), None, None, w3, w3, 1e-5, True, True, sim(x))
+    if "grad_sum" in mods:
+        mods["grad_sum"].add(sim(x), sim(x))
     if "lrn" in mods:
         L = mods["lrn"]
         L.lrn_forward(x, 5, 1e-4, 0.75, 2.0, device="cuda")
