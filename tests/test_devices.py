@@ -92,3 +92,14 @@ def test_split_across_threads_works_in_a_forked_child():
         assert child.exitcode == 0
     finally:
         restore()
+
+
+def test_chunk_ranges_are_equal_in_size_and_a_multiple_of_the_threads():
+    x = np.zeros((128, 1))
+    chunks = backend.chunk_ranges(x, 1, 7)                        # at most 7 images: 19 chunks of 6 or 7
+    assert len(chunks) == 19 and {n1 - n0 for n0, n1 in chunks} == {6, 7}
+    assert chunks[0][0] == 0 and chunks[-1][1] == 128 and all(a[1] == b[0] for a, b in zip(chunks, chunks[1:]))
+    chunks = backend.chunk_ranges(x, 1, 7, multiple=2)            # 20 chunks: 10 for each of two threads
+    assert len(chunks) == 20 and {n1 - n0 for n0, n1 in chunks} == {6, 7}
+    assert sum(n1 - n0 for n0, n1 in chunks[0::2]) == sum(n1 - n0 for n0, n1 in chunks[1::2]) == 64
+    assert backend.chunk_ranges(np.zeros((3, 1)), 1, 1, multiple=4) == [(0, 1), (1, 2), (2, 3)]   # few images

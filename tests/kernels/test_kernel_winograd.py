@@ -94,10 +94,10 @@ def test_the_input_gradients_copy_of_gy_is_reused_only_where_it_holds_every_tile
 
 
 @pytest.mark.parametrize("split", [False, True])
-@pytest.mark.parametrize("cache_bytes", [1, 36 * 5 * 4 * 8 * 2])      # one image per chunk; two, then one
+@pytest.mark.parametrize("cache_bytes", [1, 36 * 5 * 4 * 8 * 2])      # one image per chunk; one, then two
 def test_winograd_conv_in_chunks_of_images_matches_the_whole_batch(monkeypatch, cache_bytes, split):
     """On the CPU the batch goes through V and M a chunk of images at a time (``CACHE_BYTES``): the chunks,
-    including a shorter last one, give the reference results, also with the chunks split between the CPU threads
+    of unequal sizes (1 and 2 images), give the reference results, also with the chunks split between the CPU threads
     (``split``; where Numba has two or more)."""
     monkeypatch.setattr(WG, "CACHE_BYTES", cache_bytes)
     x, w, gy = _rand((3, 2, 7, 6), 8), _rand((3, 2, 3, 3), 9), _rand((3, 3, 7, 6), 10)   # 2 x 2 tiles per image
@@ -106,7 +106,7 @@ def test_winograd_conv_in_chunks_of_images_matches_the_whole_batch(monkeypatch, 
     monkeypatch.setattr(backend, "split_across_threads", lambda chunks, run: calls.append(chunks) or
                         real(chunks, run))
     assert backend.chunk_ranges(x, WG._image_bytes(x, 2 + 3, 4), cache_bytes) == (
-        [(0, 1), (1, 2), (2, 3)] if cache_bytes == 1 else [(0, 2), (2, 3)])
+        [(0, 1), (1, 2), (2, 3)] if cache_bytes == 1 else [(0, 1), (1, 3)])
     np.testing.assert_allclose(WG.conv3x3(x, w, (1, 1), (7, 6), split=split), y_ref, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(WG.conv3x3_weight_grad(x, gy, (1, 1), split=split), gW_ref, rtol=1e-10, atol=1e-10)
     assert len(calls) == (2 if split and numba.get_num_threads() > 1 else 0)           # forward, weight gradient
