@@ -19,8 +19,8 @@ first value is, and in float64 even values 1000 standard deviations off keep 9 d
 writes max(y, 0) (NaN stays NaN, as ``kernels/relu.py``), and the backward recomputes the mask y > 0 from x,
 which it reads anyway, so the ReLU costs no pass of its own either way (ResNet-20 has ten such pairs a step).
 ``residual=r`` is ``relu(batch_norm(x) + r)``, the end of a residual block, in the affine pass too (x and r read,
-y and the ReLU's mask written, against an extra y, a sum and a ReLU pass); its backward is the ReLU's (the mask)
-then batch norm's, and r's gradient is the masked one.
+y and the ReLU's mask written, against an extra y, a sum and a ReLU pass); its backward masks gy as it sums it
+(the masked gradient, r's, written in that pass), then writes gx as batch norm's does.
 
 On the GPU the per-channel sums are CuPy reductions (tuned, race-free) and the elementwise passes are CUDA
 kernels, one thread per element.  ``batch_stats=False`` (eval) is the affine map alone: gx = gy * scale.
@@ -30,6 +30,7 @@ from numba import cuda, njit, prange
 
 from minicnn.backend import device_of, get_array_module, launch
 from minicnn.kernels.im2col import cpu_launch
+from minicnn.kernels.relu import relu_backward
 from minicnn.kernels.scalar import like
 
 __all__ = ["batch_norm_forward", "batch_norm_backward", "batch_norm_forward_ref", "batch_norm_backward_ref"]
@@ -140,6 +141,24 @@ def _grad_sums_cpu(x, gy, mean, inv_std, scale, shift, relu, gbias, gweight):
 
 
 @njit(parallel=True, cache=True)
+def _masked_grad_sums_cpu(x, gy, mask, mean, inv_std, g, gbias, gweight):
+    """``_grad_sums_cpu`` for relu(batch_norm(x) + r) with the forward's mask: g = gy where the mask is set, else 0
+    (the gradient of batch_norm's output and of r) written as it is summed."""
+    N, C, L = x.shape
+    for c in prange(C):
+        sb, sw = np.zeros(L, np.float64), np.zeros(L, np.float64)
+        mu, k = mean[c], inv_std[c]
+        for n in range(N):
+            src, row, keep, dst = gy[n, c], x[n, c], mask[n, c], g[n, c]
+            for i in range(L):
+                gi = src[i] if keep[i] else like(0, src[i])
+                dst[i] = gi
+                sb[i] += gi
+                sw[i] += gi * ((row[i] - mu) * k)
+        gbias[c], gweight[c] = sb.sum(), sw.sum()
+
+
+@njit(parallel=True, cache=True)
 def _grad_input_cpu(x, gy, mean, inv_std, scale, shift, relu, gbias, gweight, gx):
     N, C, L = x.shape
     m = N * L
@@ -242,12 +261,15 @@ def _scale_shift(mean, inv_std, weight, bias, dtype):
     return scale, (bias - mean * scale).astype(dtype)
 
 
-def batch_norm_backward(x, gy, mean, inv_std, weight, batch_stats, bias=None, relu=False):
+def batch_norm_backward(x, gy, mean, inv_std, weight, batch_stats, bias=None, relu=False, mask=None):
     """-> (gx, gweight, gbias) of ``batch_norm_forward``'s y for the upstream gradient gy.  ``relu`` (the forward's,
-    with its ``bias``): gy is masked where the forward's ReLU was 0."""
+    with its ``bias``): gy is masked where the forward's ReLU was 0.  ``mask`` (the forward's with a residual):
+    gy is masked by it, and the result is (gx, gweight, gbias, g) with g the masked gy, the residual's gradient."""
     xp, device = get_array_module(x), device_of(x)
     x3, gy3 = _nc_l(x), _nc_l(gy)
     scale, shift = _scale_shift(mean, inv_std, weight, xp.zeros_like(weight) if bias is None else bias, x.dtype)
+    if mask is not None:
+        return _masked_backward(x, x3, gy3, _nc_l(mask), mean, inv_std, weight, scale, shift, batch_stats)
     if device == "cpu":
         gbias, gweight = np.empty(x.shape[1], np.float64), np.empty(x.shape[1], np.float64)
         cpu_launch(_grad_sums_cpu, x3.size)(x3, gy3, mean, inv_std, scale, shift, relu, gbias, gweight)
@@ -266,3 +288,25 @@ def batch_norm_backward(x, gy, mean, inv_std, weight, batch_stats, bias=None, re
     else:                                          # gy3 is masked already: the kernel's mask would pass it all
         launch(_grad_input_gpu, gx.size)(x3, gy3, mean, inv_std, scale, shift, False, *sums, gx)
     return gx.reshape(x.shape), gweight, gbias
+
+
+def _masked_backward(x, x3, gy3, mask3, mean, inv_std, weight, scale, shift, batch_stats):
+    """``batch_norm_backward`` through the forward's ReLU mask (with a residual): the masked gradient g is written
+    in the pass that sums it on the CPU; on the GPU it is ReLU's own backward."""
+    xp, device = get_array_module(x3), device_of(x3)
+    if device == "cpu":
+        g = np.empty_like(gy3)
+        gbias, gweight = np.empty(x.shape[1], np.float64), np.empty(x.shape[1], np.float64)
+        cpu_launch(_masked_grad_sums_cpu, x3.size)(x3, gy3, mask3, mean, inv_std, g, gbias, gweight)
+        gbias, gweight = gbias.astype(x.dtype), gweight.astype(x.dtype)
+    else:
+        g = relu_backward(gy3, mask3)
+        xhat = (x3 - mean[None, :, None]) * inv_std[None, :, None]
+        gbias, gweight = g.sum(axis=(0, 2)), (g * xhat).sum(axis=(0, 2))
+    gx = xp.empty_like(x3)
+    sums = (gbias, gweight) if batch_stats else (xp.zeros_like(gbias), xp.zeros_like(gweight))
+    if device == "cpu":
+        cpu_launch(_grad_input_cpu, x3.size)(x3, g, mean, inv_std, scale, shift, False, *sums, gx)
+    else:
+        launch(_grad_input_gpu, gx.size)(x3, g, mean, inv_std, scale, shift, False, *sums, gx)
+    return gx.reshape(x.shape), gweight, gbias, g.reshape(x.shape)

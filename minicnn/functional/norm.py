@@ -1,7 +1,7 @@
 """Normalisation layers' ops: batch normalisation (Ioffe & Szegedy 2015) and local response normalisation."""
 from minicnn.autograd import Function, Tensor
 from minicnn.backend import device_of, get_array_module
-from minicnn.kernels import batchnorm, lrn, relu as relu_kernels
+from minicnn.kernels import batchnorm, lrn
 
 __all__ = ["batch_norm", "batch_norm_relu", "local_response_norm", "BatchNormFn", "LocalResponseNormFn"]
 
@@ -29,13 +29,9 @@ class BatchNormFn(Function):
                 x, self.mean, self.var, weight, bias, self.eps, self.batch_stats, self.relu, residual)
         return y
 
-    def backward(self, gy):
-        if self.mask is None:
-            return batchnorm.batch_norm_backward(self.x, gy, self.mean, self.inv_std, self.weight,
-                                                 self.batch_stats, self.bias, self.relu)
-        g = relu_kernels.relu_backward(gy, self.mask)     # through the ReLU; the residual's gradient
-        return batchnorm.batch_norm_backward(self.x, g, self.mean, self.inv_std, self.weight,
-                                             self.batch_stats) + (g,)
+    def backward(self, gy):                          # with a residual, its gradient comes fourth
+        return batchnorm.batch_norm_backward(self.x, gy, self.mean, self.inv_std, self.weight, self.batch_stats,
+                                             self.bias, self.relu, self.mask)
 
 
 def _data(t):

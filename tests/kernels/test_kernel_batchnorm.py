@@ -98,15 +98,21 @@ def test_cuda_kernels_compile_to_ptx():
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_residual_is_added_before_the_relu_and_its_mask_is_returned(device):
+def test_residual_is_added_before_the_relu_and_its_mask_masks_the_backward(device):
     rng = np.random.default_rng(5)
     x, r = rng.standard_normal((3, 2, 7)) * 2 + 1, rng.standard_normal((3, 2, 7))
     w, b = rng.standard_normal(2), rng.standard_normal(2)
     d = lambda a: backend.to_device(a, device)                        # noqa: E731
-    y, mean, var, _, mask = B.batch_norm_forward(d(x), None, None, d(w), d(b), 1e-5, True, True, d(r))
+    y, mean, var, inv_std, mask = B.batch_norm_forward(d(x), None, None, d(w), d(b), 1e-5, True, True, d(r))
     y_ref, mean_ref, var_ref = B.batch_norm_forward_ref(x, w, b, 1e-5, True, r)
     np.testing.assert_allclose(to_cpu(y), y_ref, rtol=1e-10, atol=1e-10)
     np.testing.assert_array_equal(to_cpu(mask), y_ref > 0)
     assert 0.2 < to_cpu(mask).mean() < 0.8
+    gy = rng.standard_normal(x.shape)
+    gx, gw, gb, gr = B.batch_norm_backward(d(x), d(gy), mean, inv_std, d(w), True, mask=mask)
+    np.testing.assert_array_equal(to_cpu(gr), gy * (y_ref > 0))
+    refs = B.batch_norm_backward_ref(x, gy * (y_ref > 0), w, mean_ref, var_ref, 1e-5)
+    for got, ref in zip((gx, gw, gb), refs):
+        np.testing.assert_allclose(to_cpu(got), ref, rtol=1e-9, atol=1e-9)
     with pytest.raises(ValueError, match="only before a ReLU"):
         B.batch_norm_forward(d(x), None, None, d(w), d(b), 1e-5, True, False, d(r))
