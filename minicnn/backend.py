@@ -266,6 +266,18 @@ def run_in_chunks(like, bytes_per_image, budget, split, run):
 
 
 _lanes = {}                                     # thread pools of split_across_threads, by (process, threads)
+
+
+def _numba_thread_safe():
+    """Whether Numba's parallel kernels may run on several Python threads at once, as ``split_across_threads``
+    runs them: yes with its TBB or OpenMP threading layer, no with the workqueue layer it falls back to where
+    neither is installed (that one aborts the process); then the chunks run on the calling thread.  Before any
+    parallel kernel has run the layer is not chosen yet: no, to be safe (the chunks' own kernels choose it)."""
+    import numba
+    try:
+        return numba.threading_layer() != "workqueue"
+    except ValueError:
+        return False
 _blas_controller = None
 
 
@@ -280,7 +292,7 @@ def split_across_threads(chunks, run):
     from concurrent.futures import ThreadPoolExecutor, wait
     global _blas_controller
     T = min(numba.get_num_threads(), len(chunks))
-    if T < 2:
+    if T < 2 or not _numba_thread_safe():
         return [run(chunks)]
     key = os.getpid(), T                          # a forked child has none of its parent's threads
     if key not in _lanes:                         # numba.set_num_threads is per thread: 1 in each worker

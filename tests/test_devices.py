@@ -103,3 +103,19 @@ def test_chunk_ranges_are_equal_in_size_and_a_multiple_of_the_threads():
     assert len(chunks) == 20 and {n1 - n0 for n0, n1 in chunks} == {6, 7}
     assert sum(n1 - n0 for n0, n1 in chunks[0::2]) == sum(n1 - n0 for n0, n1 in chunks[1::2]) == 64
     assert backend.chunk_ranges(np.zeros((3, 1)), 1, 1, multiple=4) == [(0, 1), (1, 2), (2, 3)]   # few images
+
+
+def test_split_runs_on_the_calling_thread_under_numbas_workqueue_layer(monkeypatch):
+    """Numba's workqueue threading layer aborts the process when two Python threads run parallel kernels at once:
+    under it the shares run one after the other on the caller's thread, as one share."""
+    import threading
+    import numba
+    monkeypatch.setattr(numba, "threading_layer", lambda: "workqueue")
+    seen = []
+    restore = mc.set_num_threads(2)
+    try:
+        assert backend.split_across_threads([0, 1, 2], lambda share: seen.append(threading.get_ident()) or share) \
+            == [[0, 1, 2]]
+    finally:
+        restore()
+    assert seen == [threading.get_ident()]
