@@ -48,32 +48,21 @@ def test_fused_relu_is_relu_of_batch_norm_and_masks_the_gradient(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_eval_form_with_relu_masks_the_gradient(device):
-    rng = np.random.default_rng(4)
-    x, gy = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 3, 4))
-    mean, var, w, b = rng.standard_normal(3), rng.random(3) + 0.5, rng.standard_normal(3), rng.standard_normal(3)
-    d = lambda a: backend.to_device(a, device)                        # noqa: E731
-    y, *_ = B.batch_norm_forward(d(x), d(mean), d(var), d(w), d(b), 1e-5, False, True)
-    scale = w / np.sqrt(var + 1e-5)
-    y_ref = (x - mean[:, None]) * scale[:, None] + b[:, None]
-    np.testing.assert_allclose(to_cpu(y), np.maximum(y_ref, 0), rtol=1e-12)
-    gx, gw, gb = B.batch_norm_backward(d(x), d(gy), d(mean), d(1 / np.sqrt(var + 1e-5)), d(w), False, d(b), True)
-    np.testing.assert_allclose(to_cpu(gx), gy * (y_ref > 0) * scale[:, None], rtol=1e-12)
-    np.testing.assert_allclose(to_cpu(gb), (gy * (y_ref > 0)).sum(axis=(0, 2)), rtol=1e-12)
-
-
-@pytest.mark.parametrize("device", DEVICES)
-def test_eval_form_is_the_affine_map(device):
+@pytest.mark.parametrize("relu", [False, True])
+def test_eval_form_is_the_affine_map(device, relu):
+    """Constant statistics: y = (x - mean) * scale + b (then the ReLU), gx = scale * gy (where the ReLU passed)."""
     rng = np.random.default_rng(1)
     x, gy = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 3, 4))
     mean, var, w, b = rng.standard_normal(3), rng.random(3) + 0.5, rng.standard_normal(3), rng.standard_normal(3)
     d = lambda a: backend.to_device(a, device)                        # noqa: E731
-    y, *_ = B.batch_norm_forward(d(x), d(mean), d(var), d(w), d(b), 1e-5, False)
+    y, *_ = B.batch_norm_forward(d(x), d(mean), d(var), d(w), d(b), 1e-5, False, relu)
     scale = w / np.sqrt(var + 1e-5)
-    np.testing.assert_allclose(to_cpu(y), (x - mean[:, None]) * scale[:, None] + b[:, None], rtol=1e-12)
-    gx, gw, gb = B.batch_norm_backward(d(x), d(gy), d(mean), d(1 / np.sqrt(var + 1e-5)), d(w), False)
-    np.testing.assert_allclose(to_cpu(gx), gy * scale[:, None], rtol=1e-12)
-    np.testing.assert_allclose(to_cpu(gb), gy.sum(axis=(0, 2)), rtol=1e-12)
+    y_ref = (x - mean[:, None]) * scale[:, None] + b[:, None]
+    passed = y_ref > 0 if relu else np.ones_like(y_ref, bool)
+    np.testing.assert_allclose(to_cpu(y), y_ref * passed, rtol=1e-12)
+    gx, gw, gb = B.batch_norm_backward(d(x), d(gy), d(mean), d(1 / np.sqrt(var + 1e-5)), d(w), False, d(b), relu)
+    np.testing.assert_allclose(to_cpu(gx), gy * passed * scale[:, None], rtol=1e-12)
+    np.testing.assert_allclose(to_cpu(gb), (gy * passed).sum(axis=(0, 2)), rtol=1e-12)
 
 
 @pytest.mark.parametrize("offset", [1e3, 1e6])
