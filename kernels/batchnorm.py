@@ -268,45 +268,46 @@ def batch_norm_backward(x, gy, mean, inv_std, weight, batch_stats, bias=None, re
     xp, device = get_array_module(x), device_of(x)
     x3, gy3 = _nc_l(x), _nc_l(gy)
     scale, shift = _scale_shift(mean, inv_std, weight, xp.zeros_like(weight) if bias is None else bias, x.dtype)
-    if mask is not None:
-        return _masked_backward(x, x3, gy3, _nc_l(mask), mean, inv_std, weight, scale, shift, batch_stats)
-    if device == "cpu":
-        gbias, gweight = np.empty(x.shape[1], np.float64), np.empty(x.shape[1], np.float64)
-        cpu_launch(_grad_sums_cpu, x3.size)(x3, gy3, mean, inv_std, scale, shift, relu, gbias, gweight)
-        gbias, gweight = gbias.astype(x.dtype), gweight.astype(x.dtype)
+    if mask is None:
+        g, gbias, gweight = _grad_sums(device, x3, gy3, mean, inv_std, scale, shift, relu)
     else:
-        if relu:
-            masked = xp.empty_like(gy3)
-            launch(_masked_gpu, gy3.size)(x3, gy3, scale, shift, masked)
-            gy3 = masked
-        xhat = (x3 - mean[None, :, None]) * inv_std[None, :, None]
-        gbias, gweight = gy3.sum(axis=(0, 2)), (gy3 * xhat).sum(axis=(0, 2))
+        g, gbias, gweight = _masked_grad_sums(device, x3, gy3, _nc_l(mask), mean, inv_std)
+        relu = False                               # g is masked already
     gx = xp.empty_like(x3)
     sums = (gbias, gweight) if batch_stats else (xp.zeros_like(gbias), xp.zeros_like(gweight))
     if device == "cpu":                            # eval (constant statistics): gx = scale * (masked) gy
-        cpu_launch(_grad_input_cpu, x3.size)(x3, gy3, mean, inv_std, scale, shift, relu, *sums, gx)
-    else:                                          # gy3 is masked already: the kernel's mask would pass it all
-        launch(_grad_input_gpu, gx.size)(x3, gy3, mean, inv_std, scale, shift, False, *sums, gx)
-    return gx.reshape(x.shape), gweight, gbias
-
-
-def _masked_backward(x, x3, gy3, mask3, mean, inv_std, weight, scale, shift, batch_stats):
-    """``batch_norm_backward`` through the forward's ReLU mask (with a residual): the masked gradient g is written
-    in the pass that sums it on the CPU; on the GPU it is ReLU's own backward."""
-    xp, device = get_array_module(x3), device_of(x3)
-    if device == "cpu":
-        g = np.empty_like(gy3)
-        gbias, gweight = np.empty(x.shape[1], np.float64), np.empty(x.shape[1], np.float64)
-        cpu_launch(_masked_grad_sums_cpu, x3.size)(x3, gy3, mask3, mean, inv_std, g, gbias, gweight)
-        gbias, gweight = gbias.astype(x.dtype), gweight.astype(x.dtype)
-    else:
-        g = relu_backward(gy3, mask3)
-        xhat = (x3 - mean[None, :, None]) * inv_std[None, :, None]
-        gbias, gweight = g.sum(axis=(0, 2)), (g * xhat).sum(axis=(0, 2))
-    gx = xp.empty_like(x3)
-    sums = (gbias, gweight) if batch_stats else (xp.zeros_like(gbias), xp.zeros_like(gweight))
-    if device == "cpu":
-        cpu_launch(_grad_input_cpu, x3.size)(x3, g, mean, inv_std, scale, shift, False, *sums, gx)
-    else:
+        cpu_launch(_grad_input_cpu, x3.size)(x3, g, mean, inv_std, scale, shift, relu, *sums, gx)
+    else:                                          # g is masked already: the kernel's mask would pass it all
         launch(_grad_input_gpu, gx.size)(x3, g, mean, inv_std, scale, shift, False, *sums, gx)
-    return gx.reshape(x.shape), gweight, gbias, g.reshape(x.shape)
+    grads = gx.reshape(x.shape), gweight, gbias
+    return grads if mask is None else grads + (g.reshape(x.shape),)
+
+
+def _grad_sums(device, x3, gy3, mean, inv_std, scale, shift, relu):
+    """(g, gbias, gweight): the per-channel sums of g and g * xhat, g = gy through the ReLU (``relu``), on ``device``
+    (x's: ``_nc_l``'s contiguous copy of a simulated-device array is a plain one).  On the CPU the kernel masks gy
+    as it sums it and g is gy itself (the gx kernel masks it again); on the GPU g is gy masked by a kernel of its
+    own, then summed by CuPy."""
+    if device == "cpu":
+        C = x3.shape[1]
+        gbias, gweight = np.empty(C, np.float64), np.empty(C, np.float64)
+        cpu_launch(_grad_sums_cpu, x3.size)(x3, gy3, mean, inv_std, scale, shift, relu, gbias, gweight)
+        return gy3, gbias.astype(x3.dtype), gweight.astype(x3.dtype)
+    if relu:
+        masked = get_array_module(x3).empty_like(gy3)
+        launch(_masked_gpu, gy3.size)(x3, gy3, scale, shift, masked)
+        gy3 = masked
+    xhat = (x3 - mean[None, :, None]) * inv_std[None, :, None]
+    return gy3, gy3.sum(axis=(0, 2)), (gy3 * xhat).sum(axis=(0, 2))
+
+
+def _masked_grad_sums(device, x3, gy3, mask3, mean, inv_std):
+    """``_grad_sums`` through the forward's stored mask (with a residual): g = gy where the mask is set, else 0,
+    which is the residual's gradient too.  On the CPU g is written in the pass that sums it; on the GPU it is
+    ReLU's own backward."""
+    if device != "cpu":
+        return _grad_sums(device, x3, relu_backward(gy3, mask3), mean, inv_std, None, None, False)
+    C, g = x3.shape[1], np.empty_like(gy3)
+    gbias, gweight = np.empty(C, np.float64), np.empty(C, np.float64)
+    cpu_launch(_masked_grad_sums_cpu, x3.size)(x3, gy3, mask3, mean, inv_std, g, gbias, gweight)
+    return g, gbias.astype(x3.dtype), gweight.astype(x3.dtype)

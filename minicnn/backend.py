@@ -266,6 +266,7 @@ def run_in_chunks(like, bytes_per_image, budget, split, run):
 
 
 _lanes = {}                                     # thread pools of split_across_threads, by (process, threads)
+_blas_controller = None
 
 
 def _numba_thread_safe():
@@ -278,7 +279,6 @@ def _numba_thread_safe():
         return numba.threading_layer() != "workqueue"
     except ValueError:
         return False
-_blas_controller = None
 
 
 def split_across_threads(chunks, run):

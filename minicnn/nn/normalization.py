@@ -69,8 +69,9 @@ class _BatchNorm(Module):
                 factor = 1.0 / self.num_batches_tracked.data    # (a float() here would wait for the GPU)
         use_batch_stats = self.training or self.running_mean is None
         tracked = not self.training or self.track_running_stats
-        return self.normalize(input, self.running_mean if tracked else None, self.running_var if tracked else None,
-                            self.weight, self.bias, use_batch_stats, factor, self.eps, **extra)
+        return self.normalize(input, self.running_mean if tracked else None,
+                              self.running_var if tracked else None, self.weight, self.bias, use_batch_stats, factor,
+                              self.eps, **extra)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
