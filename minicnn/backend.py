@@ -14,6 +14,13 @@ import threading
 # threads starve everything else and a parallel kernel that needs microseconds takes ~15 ms (measured on
 # 2 cores). Passive waiting must be chosen before the first parallel kernel runs; a user's setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
+# But a thread that sleeps at once must be woken for the next kernel: ~75 us per parallel kernel on the 2-core
+# Intel Xeon machine (2 us with the threads awake), and a LeNet-5 step launches dozens.  GNU OpenMP (the libgomp
+# Numba's omp layer links) spins GOMP_SPINCOUNT times before it sleeps, even when passive: 10,000 spins are
+# ~0.1-0.3 ms here, the gap between one op's kernel and the next.  Four interleaved rounds, fresh processes, none /
+# 5,000 / 10,000 spins: LeNet-5 step (W2) 6.08 / 4.69 / 4.55 ms, ResNet-20 step (W3) 306 / 293 / 285 ms, W1 the
+# same; 100,000 spins made W3 slower (345-384 ms: the spinning threads hold the cores OpenBLAS's threads want).
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 import numpy as np  # noqa: E402
 

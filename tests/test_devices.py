@@ -1,4 +1,6 @@
 """The cuda device (real, or simulated with NUMBA_ENABLE_CUDASIM=1): tensors, moves and gradients across them."""
+import os
+import subprocess
 import sys
 
 import numpy as np
@@ -119,3 +121,14 @@ def test_split_runs_on_the_calling_thread_under_numbas_workqueue_layer(monkeypat
     finally:
         restore()
     assert seen == [threading.get_ident()]
+
+
+@pytest.mark.parametrize("given, expected", [(None, {"OMP_WAIT_POLICY": "passive", "GOMP_SPINCOUNT": "10000"}),
+                                             ({"OMP_WAIT_POLICY": "active", "GOMP_SPINCOUNT": "7"},
+                                              {"OMP_WAIT_POLICY": "active", "GOMP_SPINCOUNT": "7"})])
+def test_openmp_wait_settings_made_at_import_unless_the_user_set_them(given, expected):
+    env = {k: v for k, v in os.environ.items() if k not in expected}
+    env.update(given or {})
+    code = "import os, minicnn; print(os.environ['OMP_WAIT_POLICY'], os.environ['GOMP_SPINCOUNT'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == [expected["OMP_WAIT_POLICY"], expected["GOMP_SPINCOUNT"]]
